@@ -1,0 +1,107 @@
+//! What a handler sees of its run: [`Cx`].
+
+use std::time::Instant;
+
+use crate::bounds::{BoundHit, Usage};
+use crate::gate::{self, Decision, GateError, GateMoves};
+use crate::graph::StateInfo;
+use crate::machine::Machine;
+use crate::run_id::RunId;
+use crate::runner::Env;
+
+/// Everything a run carries between steps. Small on purpose: a suspended
+/// run is this plus its state.
+#[derive(Debug)]
+pub(crate) struct RunCore<C> {
+    pub(crate) run_id: RunId,
+    pub(crate) context: C,
+    pub(crate) steps: u64,
+    pub(crate) visits: Box<[u32]>,
+    pub(crate) path: Vec<&'static str>,
+    pub(crate) usage: Usage,
+    pub(crate) decisions: u64,
+    pub(crate) bound_hit: Option<BoundHit>,
+    pub(crate) started: Instant,
+    pub(crate) wrap_up_steps: Option<u64>,
+}
+
+/// The handle a handler gets: the run's context value, where the run is,
+/// and (at gates) the model.
+///
+/// ```ignore
+/// async fn reply(&self, cx: &mut Cx<'_, Support>, draft: String) -> HandlerResult<ReplyNext> {
+///     cx.context_mut().notes.push(draft);
+///     Ok(ReplyNext::Done)
+/// }
+/// ```
+pub struct Cx<'r, M: Machine> {
+    pub(crate) run: &'r mut RunCore<M::Context>,
+    pub(crate) env: &'r Env,
+    pub(crate) state: &'static StateInfo,
+}
+
+impl<M: Machine> Cx<'_, M> {
+    /// The run's context value.
+    pub fn context(&self) -> &M::Context {
+        &self.run.context
+    }
+
+    /// The run's context value, to change.
+    pub fn context_mut(&mut self) -> &mut M::Context {
+        &mut self.run.context
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> RunId {
+        self.run.run_id
+    }
+
+    /// The number of this step (1 for the first handler call of a run).
+    pub fn step(&self) -> u64 {
+        self.run.steps
+    }
+
+    /// The state this handler runs for.
+    pub fn state(&self) -> &'static StateInfo {
+        self.state
+    }
+
+    /// How often this state has been entered in this run, this time included.
+    pub fn visits(&self) -> u32 {
+        let idx = M::graph()
+            .states
+            .iter()
+            .position(|s| std::ptr::eq(s, self.state))
+            .unwrap_or(0);
+        self.run.visits[idx]
+    }
+
+    /// The bound that moved the run to its `on_exhausted` state, if one did.
+    pub fn bound_hit(&self) -> Option<&BoundHit> {
+        self.run.bound_hit.as_ref()
+    }
+
+    /// Model usage of the run so far.
+    pub fn usage(&self) -> Usage {
+        self.run.usage
+    }
+
+    /// A key that is the same every time this step runs (run id and step),
+    /// for making side effects idempotent.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}-{}", self.run.run_id, self.run.steps)
+    }
+
+    /// Asks the runner's model to pick this gate's move.
+    ///
+    /// Sends `prompt` with the gate's moves (as a JSON Schema or as tools),
+    /// parses the answer into the gate's move enum, and feeds an invalid
+    /// answer back for repair up to the runner's repair limit. Token and
+    /// money budgets are checked before and after each call.
+    pub async fn decide<N: GateMoves>(
+        &mut self,
+        prompt: impl Into<String>,
+    ) -> Result<Decision<N>, GateError> {
+        gate::decide::<N>(self.env, &mut self.run.usage, prompt.into()).await
+    }
+}

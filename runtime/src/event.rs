@@ -1,0 +1,155 @@
+//! Events: every step of a run, as values a subscriber receives.
+
+use std::borrow::Cow;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bounds::{BoundHit, Usage};
+use crate::gate::DecisionRecord;
+use crate::run_id::RunId;
+
+/// Who picked a transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecidedVia {
+    /// A plain state's handler.
+    Code,
+    /// A gate, by a model decision or a recorded override.
+    Gate,
+    /// A signal delivered to a waiting run.
+    Signal,
+    /// The runner, moving an exhausted run to its `on_exhausted` state.
+    WrapUp,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The run started in its initial state.
+    Started {
+        /// The initial state.
+        state: Cow<'static, str>,
+    },
+    /// The run entered a state.
+    Entered {
+        /// The state.
+        state: Cow<'static, str>,
+        /// Steps taken so far.
+        step: u64,
+    },
+    /// A gate decided.
+    Decision(Box<DecisionRecord>),
+    /// The run moved.
+    Transition {
+        /// From this state.
+        from: Cow<'static, str>,
+        /// To this state.
+        to: Cow<'static, str>,
+        /// Steps taken so far.
+        step: u64,
+        /// Who picked the move.
+        via: DecidedVia,
+    },
+    /// A bound was hit.
+    BoundHit {
+        /// Which bound, with its figures.
+        hit: BoundHit,
+        /// The state the run moves to, if the machine wraps up.
+        wrap_up: Option<Cow<'static, str>>,
+    },
+    /// The run suspended at a wait state.
+    Waiting {
+        /// The wait state.
+        state: Cow<'static, str>,
+    },
+    /// The run reached a terminal state.
+    Finished {
+        /// The terminal state.
+        state: Cow<'static, str>,
+        /// Steps taken.
+        steps: u64,
+        /// Model usage of the whole run.
+        usage: Usage,
+    },
+    /// The run ended with an error.
+    Failed {
+        /// The state it was in.
+        state: Cow<'static, str>,
+        /// Steps taken.
+        step: u64,
+        /// The error, as text.
+        error: String,
+    },
+}
+
+/// One event of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The run.
+    pub run_id: RunId,
+    /// The machine's name.
+    pub machine: Cow<'static, str>,
+    /// Wall-clock time, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Event {
+    pub(crate) fn now(run_id: RunId, machine: &'static str, kind: EventKind) -> Self {
+        let at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        Event {
+            run_id,
+            machine: Cow::Borrowed(machine),
+            at_ms,
+            kind,
+        }
+    }
+}
+
+/// Receives events. Called inline on the run's task: keep it fast, and
+/// hand slow work to a channel.
+pub trait Subscriber: Send + Sync {
+    /// One event.
+    fn on_event(&self, event: &Event);
+}
+
+impl<F: Fn(&Event) + Send + Sync> Subscriber for F {
+    fn on_event(&self, event: &Event) {
+        self(event)
+    }
+}
+
+/// A subscriber that keeps every event in memory (for tests and small tools).
+#[derive(Debug, Default)]
+pub struct EventLog {
+    events: Mutex<Vec<Event>>,
+}
+
+impl EventLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Subscriber for EventLog {
+    fn on_event(&self, event: &Event) {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event.clone());
+    }
+}

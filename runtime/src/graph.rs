@@ -1,0 +1,126 @@
+//! The static shape of a machine: states, moves and bounds, as a value.
+//!
+//! The `#[machine]` macro builds one [`Graph`] per machine as a `static`, so
+//! reading it costs nothing at run time. It is what the runner enforces
+//! (visit limits, the step limit, which states are gates and waits) and what
+//! tools print.
+
+use std::fmt;
+
+/// What a state does when a run enters it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StateKind {
+    /// Code decides: the state's handler returns the next move.
+    Plain,
+    /// A model decides: the handler must return a validated decision.
+    Gate,
+    /// The world decides: the run suspends until a typed signal arrives.
+    Wait,
+    /// The run ends here.
+    Terminal,
+}
+
+impl StateKind {
+    /// The lowercase word used in exports (`plain`, `gate`, `wait`, `terminal`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StateKind::Plain => "plain",
+            StateKind::Gate => "gate",
+            StateKind::Wait => "wait",
+            StateKind::Terminal => "terminal",
+        }
+    }
+}
+
+impl fmt::Display for StateKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One state of a machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateInfo {
+    /// The variant's name, e.g. `"Classify"`.
+    pub name: &'static str,
+    /// What happens in this state.
+    pub kind: StateKind,
+    /// The payload the state is entered with, as written in the source
+    /// (`""` for none, `"Refund"`, `"{ reason: String }"`).
+    pub payload: &'static str,
+    /// The variant's doc comment, trimmed (`""` when there is none).
+    pub doc: &'static str,
+    /// `#[max_visits(N)]`, if given.
+    pub max_visits: Option<u32>,
+    /// Whether this is the `#[initial]` state.
+    pub initial: bool,
+}
+
+/// Who picks a move along an edge: the kind of its source state.
+pub type EdgeKind = StateKind;
+
+/// A declared move from one state to another (indices into [`Graph::states`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edge {
+    /// Index of the source state.
+    pub from: usize,
+    /// Index of the target state.
+    pub to: usize,
+    /// `Plain`, `Gate` or `Wait`: who picks this move.
+    pub kind: EdgeKind,
+}
+
+/// The most a run of a machine can do, known before it starts.
+///
+/// `None` means the macro could not prove a finite figure (this only happens
+/// for decisions when steps are bounded only through a gate loop; see the
+/// README's "Worst case" section for how the figures are computed). Each
+/// figure is a sound upper bound: no run ever exceeds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorstCase {
+    /// The most handler steps and signals one run can take, including the
+    /// wrap-up allowance when the machine has `on_exhausted`.
+    pub steps: Option<u64>,
+    /// The most model decisions (gate steps) one run can take.
+    pub decisions: Option<u64>,
+}
+
+/// The graph of a machine, built at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Graph {
+    /// The machine enum's name.
+    pub name: &'static str,
+    /// States in source order.
+    pub states: &'static [StateInfo],
+    /// Moves in source order (by source state, then by `#[to]` order).
+    pub edges: &'static [Edge],
+    /// Index of the initial state.
+    pub initial: usize,
+    /// `max_steps` from `#[machine(..)]`, if given.
+    pub max_steps: Option<u64>,
+    /// The state a run moves to when a bound is hit (`on_exhausted`).
+    pub on_exhausted: Option<usize>,
+    /// The static worst case of one run.
+    pub worst_case: WorstCase,
+    /// The graph as Mermaid `stateDiagram-v2` text.
+    pub mermaid: &'static str,
+    /// The graph as Graphviz DOT text.
+    pub dot: &'static str,
+}
+
+impl Graph {
+    /// The state with this name.
+    pub fn state(&self, name: &str) -> Option<&'static StateInfo> {
+        self.states.iter().find(|s| s.name == name)
+    }
+
+    /// The index of the state with this name.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.states.iter().position(|s| s.name == name)
+    }
+
+    /// The moves out of state `from`.
+    pub fn moves_from(&self, from: usize) -> impl Iterator<Item = &'static Edge> + '_ {
+        self.edges.iter().filter(move |e| e.from == from)
+    }
+}

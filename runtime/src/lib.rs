@@ -1,0 +1,34 @@
+//! The runtime of [guiderail](https://docs.rs/guiderail): machine traits,
+//! the tokio runner, bounds, gates, models and events.
+//!
+//! Use it through the `guiderail` crate, whose `#[machine]` macro implements
+//! these traits for an annotated enum. Everything here also works by hand:
+//! `runtime/tests/hand_written.rs` runs a machine written without the macro.
+
+mod bounds;
+mod context;
+mod error;
+mod event;
+mod gate;
+mod graph;
+pub mod llm;
+mod machine;
+mod run_id;
+mod runner;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use bounds::{BoundHit, Bounds, Usage};
+pub use context::Cx;
+pub use error::{HandlerError, HandlerResult, RunError, RunErrorKind};
+pub use event::{DecidedVia, Event, EventKind, EventLog, Subscriber};
+pub use gate::{
+    Attempt, DecidedBy, Decision, DecisionRecord, GateError, GateMoves, GateSpec, MoveInfo,
+    MoveShape, MoveSpec, decode_answer, encode_move,
+};
+pub use graph::{Edge, EdgeKind, Graph, StateInfo, StateKind, WorstCase};
+pub use llm::{Model, ScriptedModel};
+pub use machine::{Dispatch, Machine, Signal, Start, Step};
+pub use run_id::{ParseRunIdError, RunId};
+pub use runner::{Ended, Outcome, RunHandle, Runner, RunnerBuilder, SignalError, Suspended};

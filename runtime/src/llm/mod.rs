@@ -1,0 +1,206 @@
+//! Models: the one trait gates call, and the request and response types.
+//!
+//! Provider specifics (HTTP, headers, wire formats) live in their own
+//! modules; this one knows none of them.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bounds::Usage;
+use crate::gate::GateSpec;
+
+mod scripted;
+
+pub use scripted::{ScriptedModel, Scripted};
+
+/// A boxed, `Send` future: what [`Model::complete`] returns, so models can be
+/// used as `Arc<dyn Model>`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How a gate's moves are offered to the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// One JSON Schema for the whole answer: `{"move": {"<Move>": payload}}`.
+    #[default]
+    StructuredOutput,
+    /// One tool per move; the model must call exactly one.
+    Tools,
+}
+
+/// One message of a conversation with a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Message {
+    /// Instructions.
+    System {
+        /// The text.
+        content: String,
+    },
+    /// The user's (or the handler's) prompt, or a repair request.
+    User {
+        /// The text.
+        content: String,
+    },
+    /// An earlier answer of the model.
+    Assistant {
+        /// The text.
+        content: String,
+    },
+    /// An earlier tool call of the model.
+    ToolCall {
+        /// The provider's id of the call.
+        id: String,
+        /// The tool (move) name.
+        name: String,
+        /// The arguments as the model wrote them.
+        arguments: String,
+    },
+    /// The answer to a tool call (for gates: why the call was rejected).
+    ToolResult {
+        /// The id of the call this answers.
+        id: String,
+        /// The text.
+        content: String,
+        /// Whether the call failed.
+        is_error: bool,
+    },
+}
+
+/// Per-call options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallOptions {
+    /// Model name; `None` uses the provider's default.
+    pub model: Option<String>,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+    /// Most output tokens.
+    pub max_output_tokens: Option<u32>,
+    /// How the moves are offered.
+    pub encoding: Encoding,
+}
+
+/// What a gate sends to a model.
+#[derive(Debug, Clone)]
+pub struct ModelRequest {
+    /// The gate: its moves, schema and tools.
+    pub gate: &'static GateSpec,
+    /// The conversation so far.
+    pub messages: Vec<Message>,
+    /// Options.
+    pub options: CallOptions,
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// It finished its answer.
+    Stop,
+    /// It called a tool.
+    ToolCalls,
+    /// It ran out of output tokens: the answer is cut off.
+    Length,
+    /// The provider filtered the answer.
+    ContentFilter,
+    /// Something else, as the provider said it.
+    Other(String),
+}
+
+/// The model's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Answer {
+    /// Text (for structured output: the JSON).
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// A tool call.
+    ToolCall {
+        /// The provider's id of the call.
+        id: String,
+        /// The tool (move) name.
+        name: String,
+        /// The arguments as the model wrote them (JSON text).
+        arguments: String,
+    },
+    /// The model refused to answer.
+    Refusal {
+        /// The refusal text.
+        message: String,
+    },
+}
+
+impl Answer {
+    /// The answer as raw text, the way it is recorded in attempts.
+    pub fn raw(&self) -> String {
+        match self {
+            Answer::Text { text } => text.clone(),
+            Answer::ToolCall {
+                name, arguments, ..
+            } => format!("{name}({arguments})"),
+            Answer::Refusal { message } => format!("refusal: {message}"),
+        }
+    }
+}
+
+/// What a model returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelResponse {
+    /// The answer.
+    pub answer: Answer,
+    /// Tokens and cost of this call.
+    pub usage: Usage,
+    /// Why it stopped.
+    pub finish: FinishReason,
+    /// The model that answered, as the provider named it.
+    pub model: String,
+}
+
+/// A model call that failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    /// The provider answered with an error status.
+    #[error("provider returned HTTP {status}: {message}")]
+    Http {
+        /// The status code.
+        status: u16,
+        /// The provider's error message.
+        message: String,
+    },
+    /// The request could not be sent or the answer not received.
+    #[error("transport error: {0}")]
+    Transport(String),
+    /// The call took too long.
+    #[error("model call timed out after {0} ms")]
+    Timeout(u64),
+    /// The provider's answer could not be understood.
+    #[error("unexpected answer from provider: {0}")]
+    Protocol(String),
+    /// A scripted or replay model has no answer left.
+    #[error("no scripted answer left for gate `{0}`")]
+    Exhausted(String),
+}
+
+/// A language model that gates can ask.
+///
+/// Implemented by the HTTP providers and by [`ScriptedModel`]; implement it
+/// for anything else that answers a [`ModelRequest`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a model",
+    note = "use `ScriptedModel` in tests, or implement `guiderail::Model` for your client"
+)]
+pub trait Model: Send + Sync + fmt::Debug {
+    /// A short name for events (`"scripted"`, `"openai:gpt-4o-mini"`).
+    fn name(&self) -> String;
+
+    /// Sends one request.
+    fn complete<'a>(
+        &'a self,
+        request: &'a ModelRequest,
+    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>>;
+}

@@ -1,0 +1,2 @@
+//! guiderail
+pub use guiderail_runtime::*;
