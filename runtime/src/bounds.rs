@@ -29,7 +29,7 @@ pub struct Bounds {
 }
 
 impl Bounds {
-    /// At most this many steps (handler calls and signals). The smaller of
+    /// At most this many steps (entries into non-terminal states). The smaller of
     /// this and the machine's `max_steps` applies.
     #[must_use]
     pub fn max_steps(mut self, steps: u64) -> Self {

@@ -56,7 +56,7 @@ impl<M: Machine> Cx<'_, M> {
         self.run.run_id
     }
 
-    /// The number of this step (1 for the first handler call of a run).
+    /// The number of this step (1 for the first state of a run).
     pub fn step(&self) -> u64 {
         self.run.steps
     }

@@ -99,7 +99,7 @@ pub struct RunError {
     pub machine: &'static str,
     /// The state the run was in.
     pub state: &'static str,
-    /// The step number (1-based handler calls so far).
+    /// The step number (entries into non-terminal states so far).
     pub step: u64,
     /// What went wrong.
     #[source]

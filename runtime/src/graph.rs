@@ -78,7 +78,7 @@ pub struct Edge {
 /// figure is a sound upper bound: no run ever exceeds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorstCase {
-    /// The most handler steps and signals one run can take, including the
+    /// The most steps (entries into non-terminal states) one run can take, including the
     /// wrap-up allowance when the machine has `on_exhausted`.
     pub steps: Option<u64>,
     /// The most model decisions (gate steps) one run can take.

@@ -140,7 +140,7 @@ pub struct Outcome<M: Machine> {
     pub context: M::Context,
     /// Every state entered, in order, the initial and terminal included.
     pub path: Vec<&'static str>,
-    /// Handler calls and signals.
+    /// Steps: entries into non-terminal states.
     pub steps: u64,
     /// Gate decisions.
     pub decisions: u64,
@@ -394,7 +394,6 @@ impl Runner {
         }
         let Suspended { state, mut core } = suspended;
         let next = signal.into_state();
-        core.steps += 1;
         let (from, to) = (state.state_name(), next.state_name());
         core.path.push(to);
         self.env.emit(core.run_id, M::NAME, || EventKind::Transition {

@@ -33,8 +33,9 @@ where
         loop {
             let idx = state.state_index();
             let info = &graph.states[idx];
-            let runs_handler = matches!(info.kind, StateKind::Plain | StateKind::Gate);
-            if runs_handler {
+            // Every entry into a non-terminal state is one step (for a wait
+            // state, the signal that moves it on).
+            if info.kind != StateKind::Terminal {
                 if let Some(hit) = bound_hit(env, graph, &core, idx) {
                     state = exhausted::<M>(env, info.name, &mut core, hit)?;
                     continue;

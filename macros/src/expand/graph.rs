@@ -1,0 +1,180 @@
+//! The graph as a static value, and as Mermaid and DOT text built at
+//! compile time.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::moves;
+use crate::analysis::WorstCase;
+use crate::model::{Kind, Machine, State};
+
+fn kind_tokens(m: &Machine, k: Kind) -> TokenStream {
+    let p = &m.private;
+    match k {
+        Kind::Plain => quote!(#p::StateKind::Plain),
+        Kind::Gate => quote!(#p::StateKind::Gate),
+        Kind::Wait => quote!(#p::StateKind::Wait),
+        Kind::Terminal => quote!(#p::StateKind::Terminal),
+    }
+}
+
+fn opt<T: quote::ToTokens>(v: Option<T>) -> TokenStream {
+    match v {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// The payload as text: `""`, `"Refund"`, `"{ reason: String }"`.
+fn payload_text(s: &State) -> String {
+    let fields = &s.fields;
+    quote!(#fields).to_string()
+}
+
+/// `fn graph() -> &'static Graph` body.
+pub fn graph_fn(m: &Machine, worst: WorstCase) -> TokenStream {
+    let p = &m.private;
+    let name = m.ident.to_string();
+    let states = m.states.iter().map(|s| {
+        let n = s.ident.to_string();
+        let kind = kind_tokens(m, s.kind);
+        let payload = payload_text(s);
+        let doc = &s.doc;
+        let max_visits = opt(s.max_visits.map(|(v, _)| v));
+        let initial = s.initial.is_some();
+        quote! {
+            #p::StateInfo {
+                name: #n, kind: #kind, payload: #payload, doc: #doc,
+                max_visits: #max_visits, initial: #initial,
+            }
+        }
+    });
+    let edges = m.states.iter().flat_map(|s| {
+        moves::targets(m, s).into_iter().map(move |t| {
+            let (from, to) = (s.index, t.index);
+            let kind = kind_tokens(m, s.kind);
+            quote!(#p::Edge { from: #from, to: #to, kind: #kind })
+        })
+    });
+    let initial = m.initial().map_or(0, |s| s.index);
+    let max_steps = opt(m.max_steps.map(|(n, _)| n));
+    let on_exhausted = opt(m.on_exhausted.as_ref().and_then(|i| m.index_of(i)));
+    let ws = opt(worst.steps);
+    let wd = opt(worst.decisions);
+    let mermaid = mermaid(m, worst);
+    let dot = dot(m);
+    quote! {
+        static __GRAPH: #p::Graph = #p::Graph {
+            name: #name,
+            states: &[#(#states),*],
+            edges: &[#(#edges),*],
+            initial: #initial,
+            max_steps: #max_steps,
+            on_exhausted: #on_exhausted,
+            worst_case: #p::WorstCase { steps: #ws, decisions: #wd },
+            mermaid: #mermaid,
+            dot: #dot,
+        };
+        &__GRAPH
+    }
+}
+
+fn fmt_opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "unbounded".to_owned(), |v| v.to_string())
+}
+
+/// Mermaid `stateDiagram-v2`: gate moves are labelled `model`, wait moves
+/// `signal`; gates, waits and visit limits are named on the state.
+pub fn mermaid(m: &Machine, worst: WorstCase) -> String {
+    let mut out = String::from("stateDiagram-v2\n");
+    out.push_str(&format!(
+        "    %% {}: worst case {} steps, {} model decisions\n",
+        m.ident,
+        fmt_opt(worst.steps),
+        fmt_opt(worst.decisions)
+    ));
+    for s in &m.states {
+        let mut tags = Vec::new();
+        match s.kind {
+            Kind::Gate => tags.push("gate".to_owned()),
+            Kind::Wait => tags.push("wait".to_owned()),
+            _ => {}
+        }
+        if let Some((v, _)) = s.max_visits {
+            tags.push(format!("max {v} visits"));
+        }
+        if !tags.is_empty() {
+            out.push_str(&format!(
+                "    state \"{} ({})\" as {}\n",
+                s.ident,
+                tags.join(", "),
+                s.ident
+            ));
+        }
+    }
+    if let Some(init) = m.initial() {
+        out.push_str(&format!("    [*] --> {}\n", init.ident));
+    }
+    for s in &m.states {
+        for t in moves::targets(m, s) {
+            let label = match s.kind {
+                Kind::Gate => ": model",
+                Kind::Wait => ": signal",
+                _ => "",
+            };
+            out.push_str(&format!("    {} --> {}{}\n", s.ident, t.ident, label));
+        }
+        if s.kind == Kind::Terminal {
+            out.push_str(&format!("    {} --> [*]\n", s.ident));
+        }
+    }
+    if let Some(wrap) = &m.on_exhausted {
+        out.push_str(&format!("    note left of {wrap}: on_exhausted\n"));
+    }
+    out
+}
+
+fn dot_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Graphviz DOT: gates are diamonds, waits hexagons, terminals double
+/// circles; the doc comment is each node's tooltip.
+pub fn dot(m: &Machine) -> String {
+    let mut out = format!(
+        "digraph {} {{\n    rankdir=LR;\n    node [shape=box, style=rounded];\n    __start [shape=point];\n",
+        m.ident
+    );
+    for s in &m.states {
+        let (shape, extra) = match s.kind {
+            Kind::Plain => ("box", String::new()),
+            Kind::Gate => ("diamond", "\\n(gate)".to_owned()),
+            Kind::Wait => ("hexagon", "\\n(wait)".to_owned()),
+            Kind::Terminal => ("doublecircle", String::new()),
+        };
+        let visits = s
+            .max_visits
+            .map_or_else(String::new, |(v, _)| format!("\\nmax {v} visits"));
+        out.push_str(&format!(
+            "    {} [shape={shape}, label=\"{}{extra}{visits}\", tooltip=\"{}\"];\n",
+            s.ident,
+            s.ident,
+            dot_escape(&s.doc)
+        ));
+    }
+    if let Some(init) = m.initial() {
+        out.push_str(&format!("    __start -> {};\n", init.ident));
+    }
+    for s in &m.states {
+        for t in moves::targets(m, s) {
+            let label = match s.kind {
+                Kind::Gate => " [label=\"model\"]",
+                Kind::Wait => " [label=\"signal\", style=dashed]",
+                _ => "",
+            };
+            out.push_str(&format!("    {} -> {}{};\n", s.ident, t.ident, label));
+        }
+    }
+    out.push_str("}\n");
+    out
+}

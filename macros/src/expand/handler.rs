@@ -1,0 +1,117 @@
+//! The handler trait: one method per state that runs code (plain and gate
+//! states), so a missing handler is a compile error from rustc.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::{moves, names};
+use crate::model::{Kind, Machine, State};
+
+/// The return type of a state's handler future.
+pub fn output(m: &Machine, s: &State) -> TokenStream {
+    let p = &m.private;
+    let next = names::next_enum(s);
+    match s.kind {
+        Kind::Gate => quote!(#p::HandlerResult<#p::Decision<#next>>),
+        _ => quote!(#p::HandlerResult<#next>),
+    }
+}
+
+/// `cx: &mut Cx<'_, Machine>, field: Type, …` of a state's handler.
+pub fn inputs(m: &Machine, s: &State) -> TokenStream {
+    let p = &m.private;
+    let machine = &m.ident;
+    let params = names::params(s);
+    let types = s.payload.types();
+    quote!(cx: &mut #p::Cx<'_, super::#machine>, #(#params: #types),*)
+}
+
+pub fn handles(s: &State) -> bool {
+    matches!(s.kind, Kind::Plain | Kind::Gate)
+}
+
+pub fn trait_def(m: &Machine, item_vis: &TokenStream) -> TokenStream {
+    let machine = &m.ident;
+    let message = format!("`{{Self}}` does not handle the states of `{machine}`");
+    let note = format!(
+        "implement `{}::Handlers` for `{{Self}}`, or put `#[guiderail::handlers({machine})]` on an `impl` block of it",
+        names::module(m)
+    );
+    let methods = m.states.iter().filter(|s| handles(s)).map(|s| {
+        let method = names::method(s);
+        let inputs = inputs(m, s);
+        let output = output(m, s);
+        let doc = moves::docs(s, "");
+        let what = if s.kind == Kind::Gate {
+            format!(
+                "Handles the gate `{}`: return `cx.decide(prompt).await` (a model decision) or `Decision::overridden(..)`.",
+                s.ident
+            )
+        } else {
+            format!("Handles the state `{}` and returns its next move.", s.ident)
+        };
+        quote! {
+            #[doc = #what]
+            #[doc = ""]
+            #doc
+            fn #method(&self, #inputs)
+                -> impl ::core::future::Future<Output = #output> + ::core::marker::Send;
+        }
+    });
+    let doc = format!(
+        "The handlers of [`{machine}`](super::{machine}): one method per state that runs code. \
+         Wait states have none (a signal moves them on) and terminal states have none (the run ends)."
+    );
+    quote! {
+        #[doc = #doc]
+        #[diagnostic::on_unimplemented(message = #message, note = #note)]
+        #item_vis trait Handlers: ::core::marker::Send + ::core::marker::Sync {
+            #(#methods)*
+        }
+    }
+}
+
+/// The `Dispatch` impl: a `match` on the state and a direct `.await` of
+/// its handler; no allocation per step.
+pub fn dispatch(m: &Machine) -> TokenStream {
+    let p = &m.private;
+    let machine = &m.ident;
+    let module = names::module(m);
+    let prefix = quote!(#machine);
+    let arms = m.states.iter().map(|s| {
+        let pat = moves::pattern(&prefix, s);
+        let ident = &s.ident;
+        match s.kind {
+            Kind::Plain | Kind::Gate => {
+                let method = names::method(s);
+                let args = names::bindings(s);
+                let wrap = if s.kind == Kind::Gate {
+                    quote!(decided)
+                } else {
+                    quote!(moved)
+                };
+                quote!(#pat => #p::#wrap(__handlers.#method(__cx, #(#args),*).await))
+            }
+            Kind::Wait => quote!(__state @ #machine::#ident { .. } => #p::Step::Wait(__state)),
+            Kind::Terminal => {
+                quote!(__state @ #machine::#ident { .. } => #p::Step::Terminal(__state))
+            }
+        }
+    });
+    quote! {
+        #[automatically_derived]
+        impl<__H: #module::Handlers + ?::core::marker::Sized> #p::Dispatch<__H> for #machine {
+            fn step<'__a>(
+                self,
+                __handlers: &'__a __H,
+                __cx: &'__a mut #p::Cx<'_, Self>,
+            ) -> impl ::core::future::Future<Output = #p::Step<Self>> + ::core::marker::Send + '__a {
+                async move {
+                    match self {
+                        #(#arms,)*
+                    }
+                }
+            }
+        }
+    }
+}

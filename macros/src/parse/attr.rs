@@ -1,0 +1,130 @@
+//! Per-variant attributes: `#[initial]`, `#[terminal]`, `#[to(..)]`,
+//! `#[gate]`, `#[wait]`, `#[max_visits(N)]`. Malformed ones are reported and
+//! parsing goes on, so every mistake shows up in one build.
+
+use proc_macro2::Span;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitInt, Meta, Token};
+
+use crate::check::suggest::did_you_mean;
+use crate::ctxt::Ctxt;
+use crate::model::Kind;
+use crate::symbol::{GATE, INITIAL, MAX_VISITS, STATE_ATTRS, TERMINAL, TO, WAIT};
+
+/// What the attributes of one variant say.
+#[derive(Default)]
+pub struct StateAttrs {
+    pub kind: Option<(Kind, Span)>,
+    pub initial: Option<Span>,
+    pub targets: Vec<Ident>,
+    pub to_span: Option<Span>,
+    pub max_visits: Option<(u32, Span)>,
+    pub doc: String,
+    /// Attributes that are not ours, kept on the variant.
+    pub other: Vec<Attribute>,
+}
+
+pub fn parse_state_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StateAttrs {
+    let mut out = StateAttrs::default();
+    let mut docs = Vec::new();
+    for attr in attrs {
+        let Some(ident) = attr.path().get_ident() else {
+            out.other.push(attr.clone());
+            continue;
+        };
+        let name = ident.to_string();
+        match name.as_str() {
+            "doc" => {
+                if let Meta::NameValue(nv) = &attr.meta
+                    && let Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) = &nv.value
+                {
+                    docs.push(s.value().trim().to_owned());
+                }
+                out.other.push(attr.clone());
+            }
+            INITIAL => {
+                no_args(cx, attr, INITIAL);
+                if out.initial.is_some() {
+                    cx.error_spanned_by(attr, "`#[initial]` is given twice on this state; keep one");
+                }
+                out.initial = Some(attr.span());
+            }
+            TERMINAL | GATE | WAIT => {
+                no_args(cx, attr, &name);
+                let kind = match name.as_str() {
+                    TERMINAL => Kind::Terminal,
+                    GATE => Kind::Gate,
+                    _ => Kind::Wait,
+                };
+                if let Some((prev, _)) = out.kind {
+                    cx.error_spanned_by(
+                        attr,
+                        format!(
+                            "a state is one of `#[gate]`, `#[wait]` or `#[terminal]`; this one is already `#[{}]`",
+                            prev.as_str().to_lowercase()
+                        ),
+                    );
+                } else {
+                    out.kind = Some((kind, attr.span()));
+                }
+            }
+            TO => {
+                if out.to_span.is_some() {
+                    cx.error_spanned_by(
+                        attr,
+                        "`#[to(..)]` is given twice; list every target in one `#[to(A, B)]`",
+                    );
+                    continue;
+                }
+                out.to_span = Some(attr.span());
+                match attr.parse_args_with(Punctuated::<Ident, Token![,]>::parse_terminated) {
+                    Ok(list) if list.is_empty() => cx.error_spanned_by(
+                        attr,
+                        "`#[to()]` lists no targets; name at least one state, or mark the state `#[terminal]`",
+                    ),
+                    Ok(list) => out.targets = list.into_iter().collect(),
+                    Err(_) => cx.error_spanned_by(
+                        attr,
+                        "`#[to(..)]` takes state names separated by commas, e.g. `#[to(Classify, Done)]`",
+                    ),
+                }
+            }
+            MAX_VISITS => match attr.parse_args::<LitInt>() {
+                Ok(n) => match n.base10_parse::<u32>() {
+                    Ok(v) if v > 0 => {
+                        if out.max_visits.is_some() {
+                            cx.error_spanned_by(attr, "`#[max_visits]` is given twice; keep one");
+                        }
+                        out.max_visits = Some((v, n.span()));
+                    }
+                    _ => cx.error_spanned_by(&n, "`#[max_visits(N)]` takes a whole number of at least 1"),
+                },
+                Err(_) => cx.error_spanned_by(
+                    attr,
+                    "`#[max_visits(N)]` takes a whole number, e.g. `#[max_visits(3)]`",
+                ),
+            },
+            _ => {
+                if let Some(suggestion) = did_you_mean(&name, STATE_ATTRS.iter().copied()) {
+                    cx.error_spanned_by(
+                        ident,
+                        format!("unknown state attribute `#[{name}]`; did you mean `#[{suggestion}]`?"),
+                    );
+                } else {
+                    out.other.push(attr.clone());
+                }
+            }
+        }
+    }
+    out.doc = docs.join(" ").trim().to_owned();
+    out
+}
+
+fn no_args(cx: &Ctxt, attr: &Attribute, name: &str) {
+    if !matches!(attr.meta, Meta::Path(_)) {
+        cx.error_spanned_by(attr, format!("`#[{name}]` takes no arguments"));
+    }
+}

@@ -1,0 +1,105 @@
+//! Stage 1: tokens → [`Machine`](crate::model::Machine). Reports malformed
+//! input into the [`Ctxt`] and keeps going where it can.
+
+use proc_macro2::TokenStream;
+use syn::spanned::Spanned;
+use syn::{Fields, ItemEnum, Type};
+
+use crate::ctxt::Ctxt;
+use crate::model::{Kind, Machine, Payload, State};
+
+pub mod args;
+pub mod attr;
+
+/// Parses the macro's arguments and the enum. `None` when the item is not
+/// an enum at all (the error is in `cx`).
+pub fn machine(cx: &Ctxt, args: TokenStream, item: &ItemEnum) -> Machine {
+    let args = args::parse_args(cx, args);
+    if !item.generics.params.is_empty() {
+        cx.error_spanned_by(
+            &item.generics,
+            "a machine enum cannot be generic; put type parameters in the context or the payloads' own types",
+        );
+    }
+    if item.variants.is_empty() {
+        cx.error_spanned_by(
+            &item.ident,
+            "a machine needs states: add variants, one `#[initial]` and at least one `#[terminal]`",
+        );
+    }
+    let mut states = Vec::new();
+    for (index, v) in item.variants.iter().enumerate() {
+        let attrs = attr::parse_state_attrs(cx, &v.attrs);
+        if let Some((_, d)) = &v.discriminant {
+            cx.error_spanned_by(
+                d,
+                "a state cannot have a discriminant; a state carries its data as a payload, e.g. `Escalate { reason: String }`",
+            );
+        }
+        let payload = match &v.fields {
+            Fields::Unit => Payload::Unit,
+            Fields::Unnamed(f) => Payload::Tuple(f.unnamed.iter().map(|f| f.ty.clone()).collect()),
+            Fields::Named(f) => Payload::Struct(
+                f.named
+                    .iter()
+                    .map(|f| (f.ident.clone().expect("named field"), f.ty.clone()))
+                    .collect(),
+            ),
+        };
+        for ty in payload.types() {
+            check_payload_type(cx, ty);
+        }
+        states.push(State {
+            ident: v.ident.clone(),
+            index,
+            kind: attrs.kind.map_or(Kind::Plain, |(k, _)| k),
+            kind_span: attrs.kind.map(|(_, s)| s),
+            initial: attrs.initial,
+            targets: attrs.targets,
+            to_span: attrs.to_span,
+            max_visits: attrs.max_visits,
+            payload,
+            fields: v.fields.clone(),
+            doc: attrs.doc,
+            attrs: attrs.other,
+        });
+    }
+    let mut attrs = Vec::new();
+    for a in &item.attrs {
+        attrs.push(a.clone());
+    }
+    let krate = args
+        .krate
+        .unwrap_or_else(|| syn::parse_quote!(::guiderail));
+    let private = syn::parse_quote!(#krate::__private);
+    Machine {
+        ident: item.ident.clone(),
+        vis: item.vis.clone(),
+        attrs,
+        context: args.context.unwrap_or_else(|| syn::parse_quote!(())),
+        max_steps: args.max_steps,
+        on_exhausted: args.on_exhausted,
+        private,
+        states,
+    }
+}
+
+/// A payload must be a concrete type a value can have.
+fn check_payload_type(cx: &Ctxt, ty: &Type) {
+    let what = match ty {
+        Type::Infer(_) => Some("`_`"),
+        Type::ImplTrait(_) => Some("`impl Trait`"),
+        Type::Never(_) => Some("`!`"),
+        Type::Macro(_) => Some("a macro"),
+        Type::Verbatim(_) => Some("this"),
+        _ => None,
+    };
+    if let Some(what) = what {
+        cx.error_at(
+            ty.span(),
+            format!(
+                "{what} is not a payload type; a state's payload must be a concrete type, e.g. `Refund` or `String`"
+            ),
+        );
+    }
+}
