@@ -3,7 +3,7 @@
 
 pub mod prelude;
 
-pub use guiderail_macros::machine;
+pub use guiderail_macros::{handlers, machine};
 pub use guiderail_runtime::*;
 
 /// Re-exports of the crates users need alongside guiderail.
@@ -17,6 +17,7 @@ pub mod reexports {
 /// API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use guiderail_macros::__check_handlers;
     pub use guiderail_runtime::__private::*;
     pub use guiderail_runtime::{
         BoundHit, Cx, Decision, Dispatch, Edge, GateMoves, GateSpec, Graph, HandlerResult,

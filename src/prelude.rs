@@ -2,7 +2,7 @@
 //! need: the macro, the runner, the handler context and results, and the
 //! serde/schemars derives for payload types.
 
-pub use crate::machine;
+pub use crate::{handlers, machine};
 pub use guiderail_runtime::{
     BoundHit, Bounds, Cx, Decision, Ended, HandlerError, HandlerResult, Machine, Outcome,
     RunError, Runner, ScriptedModel, Suspended,

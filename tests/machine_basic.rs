@@ -44,6 +44,7 @@ pub enum Support {
 
 struct Agent;
 
+#[guiderail::handlers]
 impl support::Handlers for Agent {
     async fn intake(&self, cx: &mut Cx<'_, Support>) -> HandlerResult<support::IntakeNext> {
         cx.context_mut().notes.push("intake".into());

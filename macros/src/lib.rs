@@ -11,6 +11,7 @@ mod analysis;
 mod check;
 mod ctxt;
 mod expand;
+mod handlers;
 mod model;
 mod parse;
 mod symbol;
@@ -19,4 +20,20 @@ mod symbol;
 #[proc_macro_attribute]
 pub fn machine(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::machine(args.into(), item.into()).into()
+}
+
+/// Checks a machine's handler impl method by method and reports mistakes
+/// (wrong payload or move type, a method for no state, a handler for a
+/// terminal or wait state, a missing handler) on the user's tokens.
+///
+/// Goes on `impl <machine module>::Handlers for YourType { .. }`.
+#[proc_macro_attribute]
+pub fn handlers(args: TokenStream, item: TokenStream) -> TokenStream {
+    handlers::attribute(args.into(), item.into()).into()
+}
+
+#[doc(hidden)]
+#[proc_macro]
+pub fn __check_handlers(input: TokenStream) -> TokenStream {
+    handlers::check(input.into()).into()
 }

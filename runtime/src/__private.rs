@@ -41,19 +41,6 @@ pub fn decided<M: Machine, N: Into<M>>(result: HandlerResult<Decision<N>>) -> St
 /// result in a `OnceLock`.
 pub use crate::gate::GateSpec;
 
-/// Static assertion helper: `T` is the same type as `U`. Used by
-/// `#[guiderail::handlers]` to report a wrong payload or move type at the
-/// user's span with a message that names both types.
-#[diagnostic::on_unimplemented(
-    message = "expected `{T}`, found `{Self}`",
-    label = "this must be `{T}`"
-)]
-pub trait SameAs<T: ?Sized> {}
-impl<T: ?Sized> SameAs<T> for T {}
-
-/// Checks `T: SameAs<U>` at compile time.
-pub const fn assert_same<T: ?Sized + SameAs<U>, U: ?Sized>() {}
-
 /// Gate payloads must be JSON-schema-able and (de)serializable.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is the payload of a gate move, but the model cannot produce it",
@@ -66,17 +53,46 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + schemars::JsonSchema> G
 /// Checks `T: GatePayload` at compile time.
 pub const fn assert_gate_payload<T: ?Sized + GatePayload>() {}
 
-/// Handler futures must be `Send` so runs can be spawned.
-#[diagnostic::on_unimplemented(
-    message = "the future returned by this handler is not `Send`",
-    label = "holds a value that is not `Send` across an `.await`",
-    note = "runs are spawned on a multi-thread runtime: drop the non-`Send` value (e.g. an `Rc` or a `MutexGuard`) before the next `.await`"
-)]
-pub trait SendFuture {}
-impl<T: Send> SendFuture for T {}
-
 /// Builds a `Start` (only generated code makes one).
 #[inline]
 pub fn start<M>(state: M) -> crate::Start<M> {
     crate::Start::__new(state)
+}
+
+/// A handler's payload parameter must have the state's payload type.
+/// `Self` is the handler's parameter type, `T` the state's.
+#[diagnostic::on_unimplemented(
+    message = "this handler parameter is `{Self}`, but the state carries `{T}`",
+    label = "expected `{T}`",
+    note = "a handler receives its state's payload: change the parameter's type to `{T}`"
+)]
+pub trait PayloadIs<T> {
+    /// The value, unchanged (only called when the types are equal).
+    fn convert(value: T) -> Self;
+}
+
+impl<T> PayloadIs<T> for T {
+    #[inline(always)]
+    fn convert(value: T) -> T {
+        value
+    }
+}
+
+/// A handler must return its state's move type. `Self` is what the handler
+/// returns, `T` what the state needs.
+#[diagnostic::on_unimplemented(
+    message = "this handler returns `{Self}`, but its state needs `{T}`",
+    label = "expected `{T}`",
+    note = "a plain state returns `HandlerResult<module::StateNext>`, a gate `HandlerResult<Decision<module::StateNext>>`"
+)]
+pub trait OutputIs<T> {
+    /// The value, unchanged (only called when the types are equal).
+    fn convert(self) -> T;
+}
+
+impl<T> OutputIs<T> for T {
+    #[inline(always)]
+    fn convert(self) -> T {
+        self
+    }
 }

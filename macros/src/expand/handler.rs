@@ -115,3 +115,76 @@ pub fn dispatch(m: &Machine) -> TokenStream {
         }
     }
 }
+
+/// The handler signature as users write it, for "missing handler" messages.
+pub fn signature_text(m: &Machine, s: &State) -> String {
+    let module = names::module(m);
+    let method = names::method(s);
+    let mut params = vec![format!("cx: &mut Cx<'_, {}>", m.ident)];
+    for (name, ty) in names::params(s).iter().zip(s.payload.types()) {
+        params.push(format!("{name}: {}", quote!(#ty).to_string().replace(" < ", "<").replace(" >", ">")));
+    }
+    let next = names::next_enum(s);
+    let output = if s.kind == Kind::Gate {
+        format!("HandlerResult<Decision<{module}::{next}>>")
+    } else {
+        format!("HandlerResult<{module}::{next}>")
+    };
+    format!("async fn {method}(&self, {}) -> {output}", params.join(", "))
+}
+
+/// What `#[guiderail::handlers]` needs to know about the machine: a
+/// `macro_rules!` in the machine's module that hands the machine's states
+/// and the user's `impl` block to `__check_handlers!`, plus type aliases the
+/// checks name from the user's scope.
+pub fn handlers_info(m: &Machine, item_vis: &TokenStream) -> TokenStream {
+    let p = &m.private;
+    let machine = &m.ident;
+    let states = m.states.iter().map(|s| {
+        let ident = &s.ident;
+        let method = names::method(s);
+        let kind = syn::Ident::new(
+            &s.kind.as_str().to_lowercase(),
+            proc_macro2::Span::call_site(),
+        );
+        let params = names::params(s);
+        let sig = signature_text(m, s);
+        quote!({ #ident, #method, #kind, [#(#params),*], #sig })
+    });
+    let aliases = m.states.iter().filter(|s| handles(s)).flat_map(|s| {
+        s.payload
+            .types()
+            .into_iter()
+            .enumerate()
+            .map(move |(i, ty)| {
+                let alias = payload_alias(s, i);
+                quote! {
+                    #[doc(hidden)]
+                    #[allow(non_camel_case_types)]
+                    #item_vis type #alias = #ty;
+                }
+            })
+    });
+    quote! {
+        #[doc(hidden)]
+        #item_vis type __Machine = super::#machine;
+        #(#aliases)*
+
+        #[doc(hidden)]
+        macro_rules! __guiderail_states {
+            ($($item:tt)*) => {
+                #p::__check_handlers! {
+                    #machine, (#p), [#(#states),*], $($item)*
+                }
+            };
+        }
+        #[doc(hidden)]
+        #[allow(unused_imports)]
+        pub(crate) use __guiderail_states;
+    }
+}
+
+/// `__IssueRefund_0`: the alias of a payload field's type.
+pub fn payload_alias(s: &State, i: usize) -> syn::Ident {
+    quote::format_ident!("__{}_{}", s.ident, i)
+}

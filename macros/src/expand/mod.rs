@@ -91,6 +91,7 @@ fn generate(m: &Machine) -> TokenStream {
         .filter(|s| s.kind != crate::model::Kind::Terminal)
         .map(|s| moves::move_enum(m, s, &item_vis));
     let handlers = handler::trait_def(m, &item_vis);
+    let handlers_info = handler::handlers_info(m, &item_vis);
     let dispatch = handler::dispatch(m);
     let graph_body = graph::graph_fn(m, worst);
     let mermaid = graph::mermaid(m, worst);
@@ -125,6 +126,8 @@ fn generate(m: &Machine) -> TokenStream {
             #(#move_enums)*
 
             #handlers
+
+            #handlers_info
         }
 
         #[automatically_derived]

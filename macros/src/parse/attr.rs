@@ -60,13 +60,7 @@ pub fn parse_state_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StateAttrs {
                     _ => Kind::Wait,
                 };
                 if let Some((prev, _)) = out.kind {
-                    cx.error_spanned_by(
-                        attr,
-                        format!(
-                            "a state is one of `#[gate]`, `#[wait]` or `#[terminal]`; this one is already `#[{}]`",
-                            prev.as_str().to_lowercase()
-                        ),
-                    );
+                    cx.error_spanned_by(attr, kind_conflict(prev, kind));
                 } else {
                     out.kind = Some((kind, attr.span()));
                 }
@@ -126,5 +120,54 @@ pub fn parse_state_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StateAttrs {
 fn no_args(cx: &Ctxt, attr: &Attribute, name: &str) {
     if !matches!(attr.meta, Meta::Path(_)) {
         cx.error_spanned_by(attr, format!("`#[{name}]` takes no arguments"));
+    }
+}
+
+/// Why a state cannot be both `first` and `second` (given in that order),
+/// and how to fix it.
+fn kind_conflict(first: Kind, second: Kind) -> String {
+    let attr = |k: Kind| format!("`#[{}]`", k.as_str().to_lowercase());
+    match (first, second) {
+        (Kind::Terminal, Kind::Gate) | (Kind::Gate, Kind::Terminal) => {
+            "a terminal state has no next move to decide: remove `#[gate]` or `#[terminal]`".to_owned()
+        }
+        (Kind::Terminal, Kind::Wait) | (Kind::Wait, Kind::Terminal) => {
+            "a terminal state has no next move to wait for: remove `#[wait]` or `#[terminal]`".to_owned()
+        }
+        (Kind::Gate, Kind::Wait) | (Kind::Wait, Kind::Gate) => {
+            "a state's next move is picked either by a model (`#[gate]`) or by a signal (`#[wait]`), not both: remove one of them".to_owned()
+        }
+        (a, b) => format!("{} is given twice on this state; keep one", attr(if a == b { a } else { b })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::tests::errors;
+    use quote::quote;
+
+    #[test]
+    fn kind_conflicts_say_what_to_remove() {
+        let e = errors(
+            quote!(context = ()),
+            syn::parse_quote! {
+                enum M {
+                    #[initial] #[to(B, C, D)] A,
+                    #[gate] #[terminal] B,
+                    #[terminal] #[wait] C,
+                    #[wait] #[gate] #[to(Done)] D,
+                    #[terminal] #[terminal] Done,
+                }
+            },
+        );
+        assert_eq!(
+            e,
+            [
+                "a terminal state has no next move to decide: remove `#[gate]` or `#[terminal]`",
+                "a terminal state has no next move to wait for: remove `#[wait]` or `#[terminal]`",
+                "a state's next move is picked either by a model (`#[gate]`) or by a signal (`#[wait]`), not both: remove one of them",
+                "`#[terminal]` is given twice on this state; keep one",
+            ]
+        );
     }
 }

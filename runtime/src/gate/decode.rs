@@ -2,15 +2,21 @@
 
 use serde_json::{Map, Value};
 
-use super::{GateMoves, GateSpec, MoveShape};
+use super::{GateMoves, GateSpec, MoveShape, MoveSpec};
 use crate::llm::Answer;
+
+mod validate;
 
 /// Parses a model answer into gate `N`'s move enum.
 ///
 /// Accepts exactly what the gate's schema allows: for structured output,
 /// `{"move": {"<Move>": <payload>}}`; for tools, a call of one move's tool
-/// with that move's parameters. Anything else is an `Err` with a reason
-/// written for the model to repair its answer.
+/// with that move's parameters. The payload is checked against the move's
+/// schema (types, required and unexpected fields, enums, ranges, lengths,
+/// patterns, formats) before serde reads it, so an extra field, a missing
+/// `Option` field or an out-of-range number is rejected even where serde
+/// alone would let it pass. Anything else is an `Err` with a reason written
+/// for the model to repair its answer. Never panics, whatever the input.
 pub fn decode_answer<N: GateMoves>(answer: &Answer) -> Result<N, String> {
     let spec = N::spec();
     match answer {
@@ -76,22 +82,30 @@ fn unknown(spec: &GateSpec, name: &str) -> String {
     )
 }
 
-fn from_move<N: GateMoves>(spec: &GateSpec, name: &str, args: Value) -> Result<N, String> {
+/// Checks `args` against the move's payload schema; drops the `null`s that
+/// stand for omitted defaulted fields.
+fn check_payload(spec: &GateSpec, mv: &MoveSpec, args: &mut Value) -> Result<(), String> {
+    let validator = validate::Validator {
+        defs: spec.defs(),
+        defaulted: &mv.defaulted,
+    };
+    validator
+        .check(&mv.payload_schema, args, "", "", 0)
+        .map_err(|e| format!("invalid payload for `{}`: {e}", mv.name))
+}
+
+fn from_move<N: GateMoves>(spec: &GateSpec, name: &str, mut args: Value) -> Result<N, String> {
     let mv = spec.find(name).ok_or_else(|| unknown(spec, name))?;
-    let tagged = match mv.shape {
-        MoveShape::Unit => match &args {
-            Value::Null => Value::String(mv.name.to_owned()),
+    let tagged = if mv.shape == MoveShape::Unit {
+        match &args {
             Value::Object(o) if o.is_empty() => Value::String(mv.name.to_owned()),
             _ => return Err(format!("move `{name}` takes no fields; write `{{}}`")),
-        },
-        MoveShape::Struct if !args.is_object() => {
-            return Err(format!("the payload of `{name}` must be an object"));
         }
-        MoveShape::Newtype | MoveShape::Struct => {
-            let mut m = Map::new();
-            m.insert(mv.name.to_owned(), args);
-            Value::Object(m)
-        }
+    } else {
+        check_payload(spec, mv, &mut args)?;
+        let mut m = Map::new();
+        m.insert(mv.name.to_owned(), args);
+        Value::Object(m)
     };
     serde_json::from_value::<N>(tagged).map_err(|e| format!("invalid payload for `{name}`: {e}"))
 }

@@ -2,6 +2,25 @@
 //!
 //! Provider specifics (HTTP, headers, wire formats) live in their own
 //! modules; this one knows none of them.
+//!
+//! # Providers
+//!
+//! Behind cargo features, both on by default:
+//!
+//! - `openai`: [`OpenAi`], Chat Completions (`POST {base}/chat/completions`),
+//!   for OpenAI and any compatible server (vLLM, llama.cpp's server, Ollama).
+//!   Environment: `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `OPENAI_MODEL`.
+//! - `anthropic`: [`Anthropic`], Messages (`POST {base}/v1/messages`).
+//!   Environment: `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`,
+//!   `ANTHROPIC_MODEL`.
+//!
+//! Both share one transport ([`HttpOptions`], [`RetryPolicy`]): a pooled
+//! reqwest client (rustls) per provider value, connect and request
+//! timeouts, retries with exponential backoff and full jitter on connect
+//! errors, 408, 429, 5xx and overload answers, honouring `Retry-After`,
+//! capped in attempts and in total time. API keys are held in a
+//! [`SecretString`] and never appear in `Debug` output, errors, events or
+//! logs. Token usage is priced with a [`Pricing`] table.
 
 use std::fmt;
 use std::future::Future;
@@ -12,9 +31,23 @@ use serde::{Deserialize, Serialize};
 use crate::bounds::Usage;
 use crate::gate::GateSpec;
 
+#[cfg(feature = "anthropic")]
+mod anthropic;
+#[cfg(any(feature = "openai", feature = "anthropic"))]
+mod http;
+#[cfg(feature = "openai")]
+mod openai;
+mod pricing;
 mod scripted;
 
-pub use scripted::{ScriptedModel, Scripted};
+#[cfg(feature = "anthropic")]
+pub use anthropic::Anthropic;
+#[cfg(any(feature = "openai", feature = "anthropic"))]
+pub use http::{HttpOptions, RetryPolicy, SecretString};
+#[cfg(feature = "openai")]
+pub use openai::{MaxTokensField, OpenAi};
+pub use pricing::{ModelPrice, Pricing};
+pub use scripted::{Scripted, ScriptedModel};
 
 /// A boxed, `Send` future: what [`Model::complete`] returns, so models can be
 /// used as `Arc<dyn Model>`.
@@ -184,6 +217,47 @@ pub enum ModelError {
     /// A scripted or replay model has no answer left.
     #[error("no scripted answer left for gate `{0}`")]
     Exhausted(String),
+    /// The provider rejected the credentials (HTTP 401 or 403). Not retried.
+    #[error("provider rejected the credentials (HTTP {status}): {message}")]
+    Unauthorized {
+        /// The status code.
+        status: u16,
+        /// The provider's error message (with any key redacted).
+        message: String,
+    },
+    /// Every attempt failed with a retryable error, or the retry time ran
+    /// out.
+    #[error("model call failed after {attempts} attempts; last error: {last}")]
+    RetriesExhausted {
+        /// How many requests were sent.
+        attempts: u32,
+        /// The last failure.
+        last: Box<ModelError>,
+    },
+    /// The model is not configured (no API key, a bad URL, …).
+    #[error("model configuration error: {0}")]
+    Config(String),
+}
+
+impl ModelError {
+    /// The failure behind retries: `last` of [`ModelError::RetriesExhausted`],
+    /// else the error itself.
+    pub fn root(&self) -> &ModelError {
+        match self {
+            ModelError::RetriesExhausted { last, .. } => last.root(),
+            other => other,
+        }
+    }
+
+    /// The HTTP status the provider answered with, if any.
+    pub fn status(&self) -> Option<u16> {
+        match self.root() {
+            ModelError::Http { status, .. } | ModelError::Unauthorized { status, .. } => {
+                Some(*status)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A language model that gates can ask.
