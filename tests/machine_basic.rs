@@ -1,4 +1,5 @@
 //! The macro and the runner end to end through the facade.
+#![allow(missing_docs)]
 
 use guiderail::prelude::*;
 

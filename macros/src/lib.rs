@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Procedural macros of [guiderail](https://docs.rs/guiderail). Use them
 //! through the `guiderail` crate: `#[guiderail::machine]` and
 //! `#[guiderail::handlers]`.

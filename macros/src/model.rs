@@ -59,8 +59,6 @@ pub struct State {
     /// Position in the enum, which is the index in the runtime graph.
     pub index: usize,
     pub kind: Kind,
-    /// The `#[gate]`, `#[wait]` or `#[terminal]` attribute that set `kind`.
-    pub kind_span: Option<Span>,
     /// Set when the state is `#[initial]` (the attribute's span).
     pub initial: Option<Span>,
     /// `#[to(..)]` targets as written.
@@ -90,8 +88,6 @@ impl State {
 pub struct Machine {
     pub ident: Ident,
     pub vis: Visibility,
-    /// The enum's attributes other than ours (derives, docs, …).
-    pub attrs: Vec<Attribute>,
     pub context: Type,
     pub max_steps: Option<(u64, Span)>,
     pub on_exhausted: Option<Ident>,
@@ -107,19 +103,6 @@ impl Machine {
 
     pub fn index_of(&self, ident: &Ident) -> Option<usize> {
         self.states.iter().position(|s| s.ident == *ident)
-    }
-
-    /// Edges as (from, to) indices, skipping unknown targets.
-    pub fn edges(&self) -> Vec<(usize, usize)> {
-        let mut out = Vec::new();
-        for s in &self.states {
-            for t in &s.targets {
-                if let Some(to) = self.index_of(t) {
-                    out.push((s.index, to));
-                }
-            }
-        }
-        out
     }
 
     pub fn initial(&self) -> Option<&State> {

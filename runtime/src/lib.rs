@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The runtime of [guiderail](https://docs.rs/guiderail): machine traits,
 //! the tokio runner, bounds, gates, models and events.
 //!

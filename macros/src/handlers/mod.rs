@@ -303,9 +303,14 @@ fn trait_signature(p: &Path, module: &Path, state: &StateDesc, span: Span) -> To
         let alias = format_ident!("__{}_{}", ident, i);
         quote!(#name: #module::#alias)
     });
-    quote_spanned! {span=>
-        fn #method(&self, cx: &mut #p::Cx<'_, #module::__Machine>, #(#params),*)
-            -> impl ::core::future::Future<Output = #output> + ::core::marker::Send
+    // Only the return type carries the user's span (so a non-`Send` future
+    // is reported on the handler); `self` and `cx` keep the call site's
+    // hygiene, which the body shares.
+    let ret = quote_spanned! {span=>
+        impl ::core::future::Future<Output = #output> + ::core::marker::Send
+    };
+    quote! {
+        fn #method(&self, cx: &mut #p::Cx<'_, #module::__Machine>, #(#params),*) -> #ret
     }
 }
 
@@ -340,7 +345,7 @@ fn method(
     };
     if sig.asyncness.is_none() && !returns_future {
         cx.error_spanned_by(
-            &sig.fn_token,
+            sig.fn_token,
             format!(
                 "handlers are `async fn`s: write `{}`",
                 state.signature.value()
@@ -397,14 +402,15 @@ fn method(
     } else {
         quote!(#p::HandlerResult<#module::#next>)
     };
+    let out = Ident::new("__out", Span::call_site());
     let convert = match declared_output(sig) {
-        Some(out) => quote_spanned!(out.span()=> <#out as #p::OutputIs<#expected>>::convert(__out)),
-        None => quote!(__out),
+        Some(ty) => quote_spanned!(ty.span()=> <#ty as #p::OutputIs<#expected>>::convert(#out)),
+        None => quote!(#out),
     };
     let trait_sig = trait_signature(p, module, state, sig.ident.span());
     let body = quote! {
         async move {
-            let __out = #call;
+            let #out = #call;
             #convert
         }
     };

@@ -53,7 +53,6 @@ pub fn machine(cx: &Ctxt, args: TokenStream, item: &ItemEnum) -> Machine {
             ident: v.ident.clone(),
             index,
             kind: attrs.kind.map_or(Kind::Plain, |(k, _)| k),
-            kind_span: attrs.kind.map(|(_, s)| s),
             initial: attrs.initial,
             targets: attrs.targets,
             to_span: attrs.to_span,
@@ -64,10 +63,6 @@ pub fn machine(cx: &Ctxt, args: TokenStream, item: &ItemEnum) -> Machine {
             attrs: attrs.other,
         });
     }
-    let mut attrs = Vec::new();
-    for a in &item.attrs {
-        attrs.push(a.clone());
-    }
     let krate = args
         .krate
         .unwrap_or_else(|| syn::parse_quote!(::guiderail));
@@ -75,7 +70,6 @@ pub fn machine(cx: &Ctxt, args: TokenStream, item: &ItemEnum) -> Machine {
     Machine {
         ident: item.ident.clone(),
         vis: item.vis.clone(),
-        attrs,
         context: args.context.unwrap_or_else(|| syn::parse_quote!(())),
         max_steps: args.max_steps,
         on_exhausted: args.on_exhausted,
