@@ -94,7 +94,10 @@ fn main() {
     // Resume them all, so the measurement is of live, resumable runs.
     rt.block_on(async {
         for s in parked.drain(..) {
-            let done = runner.signal(&H, s, approval::WaitNext::Done).await.unwrap();
+            let done = runner
+                .signal(&H, s, approval::WaitNext::Done)
+                .await
+                .unwrap();
             assert!(done.finished().is_some());
         }
     });

@@ -72,7 +72,11 @@ mod by_hand {
 
     async fn tick(c: &mut Counter) -> Result<State, ()> {
         work(c);
-        Ok(if c.n >= STEPS { State::Done } else { State::Tick })
+        Ok(if c.n >= STEPS {
+            State::Done
+        } else {
+            State::Tick
+        })
     }
 
     pub async fn run(mut c: Counter) -> Counter {

@@ -123,7 +123,9 @@ impl support::Handlers for Agent {
         let ticket = cx.context_mut();
         ticket.replies.push(draft);
         // The customer answers with the order number.
-        ticket.text.push_str(" -- customer: it's order 4417, 25.00 EUR");
+        ticket
+            .text
+            .push_str(" -- customer: it's order 4417, 25.00 EUR");
         Ok(support::ReplyNext::Classify)
     }
 }
@@ -155,7 +157,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let ended = runner.start(&Agent, Support::start(), ticket).await?;
-    let waiting = ended.waiting().ok_or("expected the run to wait for approval")?;
+    let waiting = ended
+        .waiting()
+        .ok_or("expected the run to wait for approval")?;
     println!(
         "run {} waits in `{}` after {:?}",
         waiting.run_id(),
@@ -171,7 +175,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok_or("expected the run to finish")?;
 
     println!("path: {}", outcome.path.join(" -> "));
-    println!("steps: {}, model decisions: {}", outcome.steps, outcome.decisions);
+    println!(
+        "steps: {}, model decisions: {}",
+        outcome.steps, outcome.decisions
+    );
     for note in &outcome.context.notes {
         println!("note: {note}");
     }

@@ -4,8 +4,8 @@
 
 pub use crate::{handlers, machine};
 pub use guiderail_runtime::{
-    BoundHit, Bounds, Cx, Decision, Ended, HandlerError, HandlerResult, Machine, Outcome,
-    RunError, Runner, ScriptedModel, Suspended,
+    BoundHit, Bounds, Cx, Decision, Ended, HandlerError, HandlerResult, Machine, Outcome, RunError,
+    Runner, ScriptedModel, Suspended,
 };
 pub use schemars::JsonSchema;
 pub use serde::{Deserialize, Serialize};

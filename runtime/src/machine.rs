@@ -6,11 +6,11 @@
 
 use std::future::Future;
 
+use crate::HandlerError;
 use crate::bounds::BoundHit;
 use crate::context::Cx;
 use crate::gate::DecisionRecord;
 use crate::graph::Graph;
-use crate::HandlerError;
 
 /// A state machine: an enum whose variants are its states.
 #[diagnostic::on_unimplemented(

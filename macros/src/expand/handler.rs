@@ -122,7 +122,13 @@ pub fn signature_text(m: &Machine, s: &State) -> String {
     let method = names::method(s);
     let mut params = vec![format!("cx: &mut Cx<'_, {}>", m.ident)];
     for (name, ty) in names::params(s).iter().zip(s.payload.types()) {
-        params.push(format!("{name}: {}", quote!(#ty).to_string().replace(" < ", "<").replace(" >", ">")));
+        params.push(format!(
+            "{name}: {}",
+            quote!(#ty)
+                .to_string()
+                .replace(" < ", "<")
+                .replace(" >", ">")
+        ));
     }
     let next = names::next_enum(s);
     let output = if s.kind == Kind::Gate {
@@ -130,7 +136,10 @@ pub fn signature_text(m: &Machine, s: &State) -> String {
     } else {
         format!("HandlerResult<{module}::{next}>")
     };
-    format!("async fn {method}(&self, {}) -> {output}", params.join(", "))
+    format!(
+        "async fn {method}(&self, {}) -> {output}",
+        params.join(", ")
+    )
 }
 
 /// What `#[guiderail::handlers]` needs to know about the machine: a

@@ -11,7 +11,8 @@ pub fn snake(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
     for (i, &c) in chars.iter().enumerate() {
         if c.is_uppercase() {
-            let prev_lower = i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
+            let prev_lower =
+                i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
             let prev_upper = i > 0 && chars[i - 1].is_uppercase();
             if i > 0 && (prev_lower || (prev_upper && next_lower)) && !out.ends_with('_') {
@@ -52,7 +53,9 @@ pub fn params(s: &State) -> Vec<Ident> {
     match &s.payload {
         Payload::Unit => Vec::new(),
         Payload::Tuple(t) if t.len() == 1 => vec![Ident::new("payload", Span::call_site())],
-        Payload::Tuple(t) => (0..t.len()).map(|i| format_ident!("payload_{}", i)).collect(),
+        Payload::Tuple(t) => (0..t.len())
+            .map(|i| format_ident!("payload_{}", i))
+            .collect(),
         Payload::Struct(f) => f.iter().map(|(i, _)| i.clone()).collect(),
     }
 }

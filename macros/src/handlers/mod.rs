@@ -20,8 +20,8 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{
-    Token, FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, LitStr, Path, ReturnType, Type, bracketed,
-    braced, parenthesized,
+    FnArg, Ident, ImplItem, ImplItemFn, ItemImpl, LitStr, Path, ReturnType, Token, Type, braced,
+    bracketed, parenthesized,
 };
 
 use crate::check::suggest::did_you_mean;
@@ -195,7 +195,10 @@ fn expand(input: &Input) -> TokenStream {
         };
         let name = f.sig.ident.to_string();
         let Some(state) = states.iter().find(|s| s.method == f.sig.ident) else {
-            let candidates = handled.iter().map(|s| s.method.to_string()).collect::<Vec<_>>();
+            let candidates = handled
+                .iter()
+                .map(|s| s.method.to_string())
+                .collect::<Vec<_>>();
             let hint = match did_you_mean(&name, candidates.iter().map(String::as_str)) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!(
@@ -278,7 +281,11 @@ fn expand(input: &Input) -> TokenStream {
 }
 
 fn hidden_name(module: &str, method: &Ident) -> Ident {
-    format_ident!("__guiderail_{}_{}", module, method.to_string().trim_start_matches("r#"))
+    format_ident!(
+        "__guiderail_{}_{}",
+        module,
+        method.to_string().trim_start_matches("r#")
+    )
 }
 
 fn renamed(f: &ImplItemFn, module: &str) -> TokenStream {
@@ -355,11 +362,13 @@ fn method(
     }
     let mut inputs = sig.inputs.iter();
     match inputs.next() {
-        Some(FnArg::Receiver(r))
-            if matches!(r.kind, syn::ReceiverKind::Reference(_, _, None)) => {}
+        Some(FnArg::Receiver(r)) if matches!(r.kind, syn::ReceiverKind::Reference(_, _, None)) => {}
         other => {
             let span = other.map_or(sig.ident.span(), |o| o.span());
-            cx.error_at(span, "a handler takes `&self` first (state lives in the context, `cx.context_mut()`)");
+            cx.error_at(
+                span,
+                "a handler takes `&self` first (state lives in the context, `cx.context_mut()`)",
+            );
             ok = false;
         }
     }

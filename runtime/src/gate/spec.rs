@@ -450,7 +450,10 @@ fn types_of(obj: &Map<String, Value>) -> Vec<&'static str> {
     let pick = |s: &str| ALL.iter().copied().find(|t| *t == s);
     match obj.get("type") {
         Some(Value::String(t)) => pick(t).into_iter().collect(),
-        Some(Value::Array(list)) => list.iter().filter_map(|t| t.as_str().and_then(pick)).collect(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(|t| t.as_str().and_then(pick))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -482,7 +485,9 @@ fn allows_null(schema: &Value, defs: Option<&Map<String, Value>>, depth: u32) ->
     if let Some(target) = obj.get("$ref").and_then(Value::as_str) {
         return resolve(target, defs).is_some_and(|d| allows_null(d, defs, depth + 1));
     }
-    !["type", "allOf", "not"].iter().any(|k| obj.contains_key(*k))
+    !["type", "allOf", "not"]
+        .iter()
+        .any(|k| obj.contains_key(*k))
 }
 
 /// The schema a local `$ref` (`#/$defs/Name`) points to.
@@ -802,7 +807,10 @@ mod tests {
         let nest = &spec.find("Nest").unwrap().payload_schema;
         assert_strict(nest);
         // A nullable object becomes anyOf with a null arm.
-        assert_eq!(nest["properties"]["inner"]["anyOf"][1], json!({ "type": "null" }));
+        assert_eq!(
+            nest["properties"]["inner"]["anyOf"][1],
+            json!({ "type": "null" })
+        );
         assert_eq!(
             nest["properties"]["inner"]["anyOf"][0]["additionalProperties"],
             json!(false)

@@ -27,7 +27,12 @@ pub(crate) struct Env {
 }
 
 impl Env {
-    pub(crate) fn emit(&self, run_id: RunId, machine: &'static str, kind: impl FnOnce() -> EventKind) {
+    pub(crate) fn emit(
+        &self,
+        run_id: RunId,
+        machine: &'static str,
+        kind: impl FnOnce() -> EventKind,
+    ) {
         if self.subscribers.is_empty() {
             return;
         }
@@ -290,7 +295,9 @@ impl<M: Machine> fmt::Display for SignalError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SignalError::WrongState {
-                expected, actual, suspended,
+                expected,
+                actual,
+                suspended,
             } => write!(
                 f,
                 "run {} waits in `{actual}`, but the signal is for `{expected}`; nothing was changed",
@@ -351,7 +358,12 @@ impl Runner {
     }
 
     /// Runs a machine from its initial state on its own tokio task.
-    pub fn spawn<M, H>(&self, handlers: Arc<H>, start: Start<M>, context: M::Context) -> RunHandle<M>
+    pub fn spawn<M, H>(
+        &self,
+        handlers: Arc<H>,
+        start: Start<M>,
+        context: M::Context,
+    ) -> RunHandle<M>
     where
         M: Dispatch<H>,
         H: ?Sized + Send + Sync + 'static,
@@ -360,10 +372,7 @@ impl Runner {
         let run_id = core.run_id;
         let runner = self.clone();
         let join = tokio::spawn(async move { runner.begin(&*handlers, start.0, core).await });
-        RunHandle {
-            run_id,
-            join,
-        }
+        RunHandle { run_id, join }
     }
 
     /// Delivers a signal to a waiting run and runs it on until it finishes,
@@ -396,12 +405,13 @@ impl Runner {
         let next = signal.into_state();
         let (from, to) = (state.state_name(), next.state_name());
         core.path.push(to);
-        self.env.emit(core.run_id, M::NAME, || EventKind::Transition {
-            from: from.into(),
-            to: to.into(),
-            step: core.steps,
-            via: DecidedVia::Signal,
-        });
+        self.env
+            .emit(core.run_id, M::NAME, || EventKind::Transition {
+                from: from.into(),
+                to: to.into(),
+                step: core.steps,
+                via: DecidedVia::Signal,
+            });
         step::drive(&self.env, handlers, next, core)
             .await
             .map_err(SignalError::Run)

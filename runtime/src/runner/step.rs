@@ -48,7 +48,8 @@ where
                 step: core.steps,
             });
             let limit = time_limit(env, &core, info.name);
-            let step_span = tracing::debug_span!("guiderail.step", state = info.name, step = core.steps);
+            let step_span =
+                tracing::debug_span!("guiderail.step", state = info.name, step = core.steps);
             let mut cx = Cx {
                 run: &mut core,
                 env,
@@ -64,17 +65,30 @@ where
                         Err(_) => Ok(Step::Failed(hit.into())),
                     }
                 }
-                None => catching(state.step(handlers, &mut cx)).instrument(step_span).await,
+                None => {
+                    catching(state.step(handlers, &mut cx))
+                        .instrument(step_span)
+                        .await
+                }
             };
             let step = match result {
                 Ok(step) => step,
-                Err(panic) => return Err(fail::<M>(env, &core, info.name, RunErrorKind::Panicked(panic))),
+                Err(panic) => {
+                    return Err(fail::<M>(
+                        env,
+                        &core,
+                        info.name,
+                        RunErrorKind::Panicked(panic),
+                    ));
+                }
             };
             match step {
                 Step::Moved { next, decision } => {
                     let via = if let Some(record) = decision {
                         core.decisions += 1;
-                        env.emit(core.run_id, M::NAME, || EventKind::Decision(Box::new(record)));
+                        env.emit(core.run_id, M::NAME, || {
+                            EventKind::Decision(Box::new(record))
+                        });
                         DecidedVia::Gate
                     } else {
                         DecidedVia::Code
@@ -141,17 +155,19 @@ where
 /// Polls `fut`, turning a panic inside it into an `Err` with its message.
 async fn catching<F: Future>(fut: F) -> Result<F::Output, String> {
     let mut fut = pin!(fut);
-    poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-        Ok(p) => p.map(Ok),
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a handler panicked".to_owned());
-            std::task::Poll::Ready(Err(msg))
-        }
-    })
+    poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(p) => p.map(Ok),
+            Err(payload) => {
+                let msg = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a handler panicked".to_owned());
+                std::task::Poll::Ready(Err(msg))
+            }
+        },
+    )
     .await
 }
 
@@ -220,11 +236,7 @@ fn bound_hit<C>(env: &Env, graph: &Graph, core: &RunCore<C>, idx: usize) -> Opti
 }
 
 /// How long the next handler may take, and which bound a timeout is.
-fn time_limit<C>(
-    env: &Env,
-    core: &RunCore<C>,
-    state: &str,
-) -> Option<(Duration, BoundHit)> {
+fn time_limit<C>(env: &Env, core: &RunCore<C>, state: &str) -> Option<(Duration, BoundHit)> {
     let per_handler = env.bounds.timeout().map(|t| {
         (
             t,
@@ -239,7 +251,12 @@ fn time_limit<C>(
     } else {
         env.bounds.run_deadline().map(|d| {
             let left = d.saturating_sub(Instant::now().saturating_duration_since(core.started));
-            (left, BoundHit::Deadline { limit_ms: millis(d) })
+            (
+                left,
+                BoundHit::Deadline {
+                    limit_ms: millis(d),
+                },
+            )
         })
     };
     match (per_handler, deadline) {

@@ -187,7 +187,13 @@ impl Validator<'_> {
         if let Some(schema) = s.get("items") {
             let item_path = format!("{spath}/items");
             for (i, item) in items.iter_mut().enumerate().skip(first) {
-                self.check(schema, item, &item_path, &format!("{vpath}[{i}]"), depth + 1)?;
+                self.check(
+                    schema,
+                    item,
+                    &item_path,
+                    &format!("{vpath}[{i}]"),
+                    depth + 1,
+                )?;
             }
         }
         Ok(())
@@ -203,9 +209,21 @@ impl Validator<'_> {
     ) -> Result<(), String> {
         let props = s.get("properties").and_then(Value::as_object);
         if let Some(Value::Array(required)) = s.get("required") {
-            for name in required.iter().filter_map(Value::as_str) {
-                if !obj.contains_key(name) {
-                    return Err(format!("{}: missing field `{name}`", at(vpath)));
+            let missing: Vec<String> = required
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|name| !obj.contains_key(*name))
+                .map(|name| format!("`{name}`"))
+                .collect();
+            match missing.len() {
+                0 => {}
+                1 => return Err(format!("{}: missing field {}", at(vpath), missing[0])),
+                _ => {
+                    return Err(format!(
+                        "{}: missing fields {} (write `null` for an empty optional field)",
+                        at(vpath),
+                        missing.join(", ")
+                    ));
                 }
             }
         }
@@ -230,7 +248,10 @@ impl Validator<'_> {
                             .map(|p| p.keys().map(|k| format!("`{k}`")).collect())
                             .unwrap_or_default();
                         return Err(if known.is_empty() {
-                            format!("{}: unexpected field `{name}`; it takes no fields", at(vpath))
+                            format!(
+                                "{}: unexpected field `{name}`; it takes no fields",
+                                at(vpath)
+                            )
                         } else {
                             format!(
                                 "{}: unexpected field `{name}`; the fields are {}",
@@ -429,7 +450,8 @@ mod formats {
     /// `YYYY-MM-DD` (RFC 3339 full-date).
     fn date(s: &str) -> bool {
         let mut parts = s.split('-');
-        let (Some(y), Some(m), Some(d), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(y), Some(m), Some(d), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return false;
         };
@@ -540,7 +562,9 @@ mod formats {
                     && label.len() <= 63
                     && !label.starts_with('-')
                     && !label.ends_with('-')
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             })
     }
 
