@@ -4,15 +4,26 @@
 //!
 //! Run with: `cargo run --example support_triage`
 //!
-//! Offline by default: the gate is answered by a scripted model, so the run
-//! is the same every time. It prints the path the run took, the model
-//! exchanges, and the machine's graph as Mermaid.
+//! Offline by default: the gate is answered by a `ReplayModel` from the
+//! transcript in `examples/transcripts/support_triage.jsonl`, so the run is
+//! the same every time. With `OPENAI_API_KEY` (or `OPENAI_BASE_URL` pointing
+//! at a local OpenAI-compatible server such as llama.cpp, vLLM or Ollama) or
+//! `ANTHROPIC_API_KEY` set, a real model decides. Set `GUIDERAIL_RECORD=FILE`
+//! to save the model's answers as a new transcript.
+//!
+//! It prints which model it uses, the path the run took, the decisions, and
+//! the machine's graph as Mermaid.
 
 use std::sync::Arc;
 
-use guiderail::llm::Model;
+use guiderail::llm::{Anthropic, Model, OpenAi, RecordingModel};
 use guiderail::prelude::*;
-use guiderail::{EventKind, EventLog};
+use guiderail::{EventKind, EventLog, ReplayModel};
+
+const TRANSCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/transcripts/support_triage.jsonl"
+);
 
 /// What the agent works on: the ticket and what it did.
 #[derive(Debug, Default)]
@@ -130,25 +141,39 @@ impl support::Handlers for Agent {
     }
 }
 
-/// The offline model: the answers a model gave on this ticket, in order.
-fn offline_model() -> ScriptedModel {
-    ScriptedModel::new()
-        .then(support::ClassifyNext::Reply {
-            draft: "Could you send me your order number?".into(),
-        })
-        .then(support::ClassifyNext::IssueRefund(Refund {
-            order_id: 4417,
-            amount_cents: 2500,
-        }))
+type BoxError = Box<dyn std::error::Error>;
+
+/// A real model when its environment variables are set, else the replayed
+/// transcript.
+fn pick_model() -> Result<(Arc<dyn Model>, &'static str), BoxError> {
+    let env = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    if env("OPENAI_API_KEY") || env("OPENAI_BASE_URL") {
+        return Ok((Arc::new(OpenAi::from_env()?), "OpenAI-compatible API"));
+    }
+    if env("ANTHROPIC_API_KEY") {
+        return Ok((Arc::new(Anthropic::from_env()?), "Anthropic API"));
+    }
+    Ok((
+        Arc::new(ReplayModel::load(TRANSCRIPT)?),
+        "offline: replaying examples/transcripts/support_triage.jsonl",
+    ))
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let model: Arc<dyn Model> = Arc::new(offline_model());
-    println!("model: {} (offline, scripted answers)", model.name());
+async fn main() -> Result<(), BoxError> {
+    let (model, source) = pick_model()?;
+    println!("model: {} ({source})", model.name());
+    let record = std::env::var_os("GUIDERAIL_RECORD");
+    let recorder = record
+        .as_ref()
+        .map(|_| Arc::new(RecordingModel::new(model.clone())));
+    let gate_model: Arc<dyn Model> = match &recorder {
+        Some(r) => r.clone(),
+        None => model,
+    };
     let events = Arc::new(EventLog::new());
     let runner = Runner::builder()
-        .shared_model(model)
+        .shared_model(gate_model)
         .subscriber(events.clone())
         .build();
     let ticket = Ticket {
@@ -156,25 +181,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Ticket::default()
     };
 
-    let ended = runner.start(&Agent, Support::start(), ticket).await?;
-    let waiting = ended
-        .waiting()
-        .ok_or("expected the run to wait for approval")?;
-    println!(
-        "run {} waits in `{}` after {:?}",
-        waiting.run_id(),
-        waiting.state_name(),
-        waiting.path()
-    );
+    let mut ended = runner.start(&Agent, Support::start(), ticket).await?;
+    let outcome = loop {
+        match ended {
+            Ended::Finished(outcome) => break outcome,
+            Ended::Waiting(waiting) => {
+                println!(
+                    "run {} waits in `{}` after {}",
+                    waiting.run_id(),
+                    waiting.state_name(),
+                    waiting.path()
+                );
+                // A human approves: the signal is the wait state's typed move.
+                ended = runner
+                    .signal(&Agent, waiting, support::AwaitApprovalNext::Done)
+                    .await?;
+            }
+        }
+    };
 
-    // A human approves: the signal is the wait state's typed move.
-    let outcome = runner
-        .signal(&Agent, waiting, support::AwaitApprovalNext::Done)
-        .await?
-        .finished()
-        .ok_or("expected the run to finish")?;
-
-    println!("path: {}", outcome.path.join(" -> "));
+    println!("path: {}", outcome.path);
     println!(
         "steps: {}, model decisions: {}",
         outcome.steps, outcome.decisions
@@ -192,6 +218,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "worst case: {:?} steps, {:?} decisions",
         worst.steps, worst.decisions
     );
+    if let (Some(path), Some(recorder)) = (record, recorder) {
+        recorder.transcript().save(&path)?;
+        println!("transcript saved to {}", path.to_string_lossy());
+    }
     println!("\n{}", Support::MERMAID);
     Ok(())
 }

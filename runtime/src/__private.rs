@@ -30,7 +30,7 @@ pub fn decided<M: Machine, N: Into<M>>(result: HandlerResult<Decision<N>>) -> St
             let (next, record) = decision.into_parts();
             Step::Moved {
                 next: next.into(),
-                decision: Some(record),
+                decision: Some(Box::new(record)),
             }
         }
         Err(e) => Step::Failed(e),

@@ -17,7 +17,8 @@ pub(crate) struct RunCore<C> {
     pub(crate) context: C,
     pub(crate) steps: u64,
     pub(crate) visits: Box<[u32]>,
-    pub(crate) path: Vec<&'static str>,
+    /// Indices of the states entered, in order (4 bytes a step).
+    pub(crate) path: Vec<u32>,
     pub(crate) usage: Usage,
     pub(crate) decisions: u64,
     pub(crate) bound_hit: Option<BoundHit>,

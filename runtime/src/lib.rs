@@ -14,6 +14,7 @@ mod gate;
 mod graph;
 pub mod llm;
 mod machine;
+mod path;
 mod run_id;
 mod runner;
 
@@ -29,7 +30,8 @@ pub use gate::{
     MoveShape, MoveSpec, decode_answer, encode_move,
 };
 pub use graph::{Edge, EdgeKind, Graph, StateInfo, StateKind, WorstCase};
-pub use llm::{Model, ScriptedModel};
+pub use llm::{Model, ReplayModel, ScriptedModel};
 pub use machine::{Dispatch, Machine, Signal, Start, Step};
+pub use path::Path;
 pub use run_id::{ParseRunIdError, RunId};
 pub use runner::{Ended, Outcome, RunHandle, Runner, RunnerBuilder, SignalError, Suspended};

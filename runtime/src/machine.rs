@@ -49,7 +49,7 @@ pub enum Step<M> {
         /// The state the run moves to.
         next: M,
         /// How a gate decided the move; `None` for plain states.
-        decision: Option<DecisionRecord>,
+        decision: Option<Box<DecisionRecord>>,
     },
     /// The handler returned an error.
     Failed(HandlerError),

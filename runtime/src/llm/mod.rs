@@ -38,6 +38,7 @@ mod http;
 #[cfg(feature = "openai")]
 mod openai;
 mod pricing;
+mod replay;
 mod scripted;
 
 #[cfg(feature = "anthropic")]
@@ -47,6 +48,7 @@ pub use http::{HttpOptions, RetryPolicy, SecretString};
 #[cfg(feature = "openai")]
 pub use openai::{MaxTokensField, OpenAi};
 pub use pricing::{ModelPrice, Pricing};
+pub use replay::{Exchange, RecordingModel, ReplayModel, Transcript, TranscriptError};
 pub use scripted::{Scripted, ScriptedModel};
 
 /// A boxed, `Send` future: what [`Model::complete`] returns, so models can be
@@ -277,4 +279,17 @@ pub trait Model: Send + Sync + fmt::Debug {
         &'a self,
         request: &'a ModelRequest,
     ) -> BoxFuture<'a, Result<ModelResponse, ModelError>>;
+}
+
+impl<M: Model + ?Sized> Model for std::sync::Arc<M> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+
+    fn complete<'a>(
+        &'a self,
+        request: &'a ModelRequest,
+    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
+        (**self).complete(request)
+    }
 }

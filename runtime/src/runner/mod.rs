@@ -13,6 +13,7 @@ use crate::error::{RunError, RunErrorKind};
 use crate::event::{DecidedVia, Event, EventKind, Subscriber};
 use crate::llm::{CallOptions, Encoding, Model};
 use crate::machine::{Dispatch, Machine, Signal, Start};
+use crate::path::Path;
 use crate::run_id::RunId;
 
 mod step;
@@ -27,16 +28,21 @@ pub(crate) struct Env {
 }
 
 impl Env {
+    /// Sends an event to every subscriber; builds it only if there is one.
+    #[inline]
     pub(crate) fn emit(
         &self,
         run_id: RunId,
         machine: &'static str,
         kind: impl FnOnce() -> EventKind,
     ) {
-        if self.subscribers.is_empty() {
-            return;
+        if !self.subscribers.is_empty() {
+            self.send(Event::now(run_id, machine, kind()));
         }
-        let event = Event::now(run_id, machine, kind());
+    }
+
+    #[inline(never)]
+    fn send(&self, event: Event) {
         for s in &self.subscribers {
             s.on_event(&event);
         }
@@ -144,7 +150,7 @@ pub struct Outcome<M: Machine> {
     /// The context value at the end.
     pub context: M::Context,
     /// Every state entered, in order, the initial and terminal included.
-    pub path: Vec<&'static str>,
+    pub path: Path,
     /// Steps: entries into non-terminal states.
     pub steps: u64,
     /// Gate decisions.
@@ -184,8 +190,8 @@ impl<M: Machine> Suspended<M> {
     }
 
     /// Every state entered so far.
-    pub fn path(&self) -> &[&'static str] {
-        &self.core.path
+    pub fn path(&self) -> Path {
+        Path::new(M::graph().states, self.core.path.clone())
     }
 
     /// Steps taken so far.
@@ -404,7 +410,7 @@ impl Runner {
         let Suspended { state, mut core } = suspended;
         let next = signal.into_state();
         let (from, to) = (state.state_name(), next.state_name());
-        core.path.push(to);
+        core.path.push(next.state_index() as u32);
         self.env
             .emit(core.run_id, M::NAME, || EventKind::Transition {
                 from: from.into(),
@@ -443,7 +449,7 @@ impl Runner {
         M: Dispatch<H>,
         H: ?Sized + Sync,
     {
-        core.path.push(state.state_name());
+        core.path.push(state.state_index() as u32);
         self.env.emit(core.run_id, M::NAME, || EventKind::Started {
             state: state.state_name().into(),
         });

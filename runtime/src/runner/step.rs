@@ -15,89 +15,120 @@ use crate::event::{DecidedVia, EventKind};
 use crate::gate::GateError;
 use crate::graph::{Graph, StateKind};
 use crate::machine::{Dispatch, Machine, Step};
+use crate::path::Path;
+use crate::run_id::RunId;
+
+/// Where a run is, kept outside its future so a panic can be reported with
+/// the state and step it happened in (read after the panicked future is
+/// dropped).
+#[derive(Default)]
+struct Progress {
+    state: usize,
+    step: u64,
+}
 
 /// Runs `state` on until the run finishes, waits or fails.
+///
+/// Panics in handlers are caught once around the whole loop (a
+/// `catch_unwind` per step would stop the step from being inlined into the
+/// loop) and reported with the state and step recorded in [`Progress`].
 pub(crate) async fn drive<M, H>(
     env: &Env,
     handlers: &H,
-    mut state: M,
-    mut core: RunCore<M::Context>,
+    state: M,
+    core: RunCore<M::Context>,
 ) -> Result<Ended<M>, RunError>
 where
     M: Dispatch<H>,
     H: ?Sized + Sync,
 {
     let graph = M::graph();
-    let span = tracing::info_span!("guiderail.run", run_id = %core.run_id, machine = M::NAME);
-    async move {
+    let run_id = core.run_id;
+    let span = tracing::info_span!("guiderail.run", run_id = %run_id, machine = M::NAME);
+    let mut progress = Progress {
+        state: state.state_index(),
+        step: core.steps,
+    };
+    let result = catching(run_loop(env, handlers, state, core, &mut progress))
+        .instrument(span)
+        .await;
+    result.unwrap_or_else(|panic| {
+        Err(fail::<M>(
+            env,
+            run_id,
+            progress.step,
+            graph.states[progress.state].name,
+            RunErrorKind::Panicked(panic),
+        ))
+    })
+}
+
+async fn run_loop<M, H>(
+    env: &Env,
+    handlers: &H,
+    mut state: M,
+    mut core: RunCore<M::Context>,
+    progress: &mut Progress,
+) -> Result<Ended<M>, RunError>
+where
+    M: Dispatch<H>,
+    H: ?Sized + Sync,
+{
+    let graph = M::graph();
+    let limits = Limits::new(env, graph);
+    {
         loop {
             let idx = state.state_index();
             let info = &graph.states[idx];
             // Every entry into a non-terminal state is one step (for a wait
             // state, the signal that moves it on).
             if info.kind != StateKind::Terminal {
-                if let Some(hit) = bound_hit(env, graph, &core, idx) {
+                if let Some(hit) = bound_hit(env, &limits, graph, &core, idx) {
                     state = exhausted::<M>(env, info.name, &mut core, hit)?;
                     continue;
                 }
                 core.visits[idx] += 1;
                 core.steps += 1;
             }
+            progress.state = idx;
+            progress.step = core.steps;
             env.emit(core.run_id, M::NAME, || EventKind::Entered {
                 state: info.name.into(),
                 step: core.steps,
             });
-            let limit = time_limit(env, &core, info.name);
-            let step_span =
-                tracing::debug_span!("guiderail.step", state = info.name, step = core.steps);
+            let limit = if limits.timed {
+                time_limit(env, &core, info.name)
+            } else {
+                None
+            };
             let mut cx = Cx {
                 run: &mut core,
                 env,
                 state: info,
             };
-            let result = match limit {
+            let step = match limit {
                 Some((limit, hit)) => {
-                    match tokio::time::timeout(limit, catching(state.step(handlers, &mut cx)))
-                        .instrument(step_span)
-                        .await
-                    {
-                        Ok(r) => r,
-                        Err(_) => Ok(Step::Failed(hit.into())),
+                    match tokio::time::timeout(limit, state.step(handlers, &mut cx)).await {
+                        Ok(step) => step,
+                        Err(_) => Step::Failed(hit.into()),
                     }
                 }
-                None => {
-                    catching(state.step(handlers, &mut cx))
-                        .instrument(step_span)
-                        .await
-                }
-            };
-            let step = match result {
-                Ok(step) => step,
-                Err(panic) => {
-                    return Err(fail::<M>(
-                        env,
-                        &core,
-                        info.name,
-                        RunErrorKind::Panicked(panic),
-                    ));
-                }
+                None => state.step(handlers, &mut cx).await,
             };
             match step {
                 Step::Moved { next, decision } => {
                     let via = if let Some(record) = decision {
                         core.decisions += 1;
-                        env.emit(core.run_id, M::NAME, || {
-                            EventKind::Decision(Box::new(record))
-                        });
+                        env.emit(core.run_id, M::NAME, || EventKind::Decision(record));
                         DecidedVia::Gate
                     } else {
                         DecidedVia::Code
                     };
-                    let to = next.state_name();
-                    core.path.push(to);
+                    let to = next.state_index();
+                    core.path.push(to as u32);
                     env.emit(core.run_id, M::NAME, || EventKind::Transition {
                         from: info.name.into(),
-                        to: to.into(),
+                        to: graph.states[to].name.into(),
                         step: core.steps,
                         via,
                     });
@@ -109,7 +140,9 @@ where
                         RunErrorKind::Bound(hit) | RunErrorKind::Gate(GateError::Bound(hit)) => {
                             state = exhausted::<M>(env, info.name, &mut core, hit)?;
                         }
-                        kind => return Err(fail::<M>(env, &core, info.name, kind)),
+                        kind => {
+                            return Err(fail::<M>(env, core.run_id, core.steps, info.name, kind));
+                        }
                     }
                 }
                 Step::Wait(state) => {
@@ -124,11 +157,11 @@ where
                         steps: core.steps,
                         usage: core.usage,
                     });
+                    let path = Path::new(graph.states, std::mem::take(&mut core.path));
                     let RunCore {
                         run_id,
                         context,
                         steps,
-                        path,
                         usage,
                         decisions,
                         bound_hit,
@@ -148,8 +181,6 @@ where
             }
         }
     }
-    .instrument(span)
-    .await
 }
 
 /// Polls `fut`, turning a panic inside it into an `Err` with its message.
@@ -185,20 +216,51 @@ fn classify(error: crate::HandlerError) -> RunErrorKind {
     }
 }
 
-/// The first bound the next handler call would break, if any.
-fn bound_hit<C>(env: &Env, graph: &Graph, core: &RunCore<C>, idx: usize) -> Option<BoundHit> {
+/// The limits of one run, worked out once when it starts or resumes, so
+/// the per-step check is two comparisons when only steps and visits apply.
+struct Limits {
+    /// The smaller of the machine's and the runner's `max_steps`.
+    max_steps: u64,
+    /// A deadline, token or money budget is set.
+    budgets: bool,
+    /// A deadline or a handler timeout is set.
+    timed: bool,
+}
+
+impl Limits {
+    fn new(env: &Env, graph: &Graph) -> Self {
+        let max_steps = match (graph.max_steps, env.bounds.steps()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(u64::MAX),
+        };
+        let b = &env.bounds;
+        Limits {
+            max_steps,
+            budgets: b.run_deadline().is_some()
+                || b.tokens().is_some()
+                || b.cost_micros().is_some(),
+            timed: b.run_deadline().is_some() || b.timeout().is_some(),
+        }
+    }
+}
+
+/// The first bound the next step would break, if any.
+#[inline]
+fn bound_hit<C>(
+    env: &Env,
+    limits: &Limits,
+    graph: &Graph,
+    core: &RunCore<C>,
+    idx: usize,
+) -> Option<BoundHit> {
     if let Some(limit) = core.wrap_up_steps {
         // Wrapping up: only the wrap-up allowance applies.
         return (core.steps >= limit).then_some(BoundHit::Steps { limit });
     }
-    let max_steps = match (graph.max_steps, env.bounds.steps()) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    if let Some(limit) = max_steps
-        && core.steps >= limit
-    {
-        return Some(BoundHit::Steps { limit });
+    if core.steps >= limits.max_steps {
+        return Some(BoundHit::Steps {
+            limit: limits.max_steps,
+        });
     }
     let info = &graph.states[idx];
     if let Some(limit) = info.max_visits
@@ -209,6 +271,15 @@ fn bound_hit<C>(env: &Env, graph: &Graph, core: &RunCore<C>, idx: usize) -> Opti
             limit,
         });
     }
+    if limits.budgets {
+        return budget_hit(env, core);
+    }
+    None
+}
+
+/// The deadline and the token and money budgets.
+#[inline(never)]
+fn budget_hit<C>(env: &Env, core: &RunCore<C>) -> Option<BoundHit> {
     if let Some(deadline) = env.bounds.run_deadline()
         && core.started.elapsed() >= deadline
     {
@@ -236,6 +307,7 @@ fn bound_hit<C>(env: &Env, graph: &Graph, core: &RunCore<C>, idx: usize) -> Opti
 }
 
 /// How long the next handler may take, and which bound a timeout is.
+#[inline(never)]
 fn time_limit<C>(env: &Env, core: &RunCore<C>, state: &str) -> Option<(Duration, BoundHit)> {
     let per_handler = env.bounds.timeout().map(|t| {
         (
@@ -288,7 +360,7 @@ fn exhausted<M: Machine>(
             core.wrap_up_steps = Some(core.steps + graph.states.len() as u64);
             core.bound_hit = Some(hit);
             let to = next.state_name();
-            core.path.push(to);
+            core.path.push(next.state_index() as u32);
             env.emit(core.run_id, M::NAME, || EventKind::Transition {
                 from: from.into(),
                 to: to.into(),
@@ -297,26 +369,33 @@ fn exhausted<M: Machine>(
             });
             Ok(next)
         }
-        None => Err(fail::<M>(env, core, from, RunErrorKind::Bound(hit))),
+        None => Err(fail::<M>(
+            env,
+            core.run_id,
+            core.steps,
+            from,
+            RunErrorKind::Bound(hit),
+        )),
     }
 }
 
 fn fail<M: Machine>(
     env: &Env,
-    core: &RunCore<M::Context>,
+    run_id: RunId,
+    step: u64,
     state: &'static str,
     kind: RunErrorKind,
 ) -> RunError {
     let error = RunError {
-        run_id: core.run_id,
+        run_id,
         machine: M::NAME,
         state,
-        step: core.steps,
+        step,
         kind,
     };
-    env.emit(core.run_id, M::NAME, || EventKind::Failed {
+    env.emit(run_id, M::NAME, || EventKind::Failed {
         state: state.into(),
-        step: core.steps,
+        step,
         error: error.kind.to_string(),
     });
     error
