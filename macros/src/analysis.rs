@@ -159,8 +159,10 @@ pub fn is_cyclic(adj: &[Vec<usize>], comp: &[usize]) -> bool {
 /// - L(v) is the most free states on a path from v; for a limited state s,
 ///   L(s) is the longest stretch that can follow it (the largest L of its
 ///   moves into free states);
-/// - R(v) and R(s) are the same, but only over paths after which the run
-///   can enter a limited state again.
+/// - R(v) and R(s) are the same, but only over paths whose last state has
+///   a move into a limited state, so that the run can enter a limited
+///   state again (0 when there is no such path, or when `s` itself moves
+///   straight into a limited state).
 ///
 /// Every stretch except the last leads back into a limited state, so with
 /// `i` the initial state a run takes at most
@@ -186,10 +188,30 @@ pub fn is_cyclic(adj: &[Vec<usize>], comp: &[usize]) -> bool {
 /// allowance of one step per state of the machine to wrap up, ignoring
 /// visit limits. Both figures then grow by the longest path from S (in
 /// steps, and in gates), and by at most the number of states.
+///
+/// # Example
+///
+/// In the support machine (`Intake -> Classify`, gate `Classify ->
+/// IssueRefund | Escalate | Reply`, `IssueRefund -> Done`, `Escalate ->
+/// Done`, `#[max_visits(3)] Reply -> Classify | Done`), `Reply` is the only
+/// limited state, so K = 3. L(Intake) = 3 (`Intake, Classify,
+/// IssueRefund`), R(Intake) = 2 (`Intake, Classify`, then `Reply`),
+/// L(Reply) = 2 (`Classify, IssueRefund`) and R(Reply) = 1 (`Classify`).
+/// Steps: 3 + max(3, 2 + 3·1 + (2 − 1)) = 9, which a run reaches:
+/// `Intake, (Classify, Reply)×3, Classify, IssueRefund`. Decisions:
+/// 0 + max(1, 1 + 3·1 + 0) = 4.
+///
+/// A unit test checks the bound against an exhaustive search of every run
+/// on thousands of random small machines.
 pub fn worst_case(m: &Machine) -> WorstCase {
     let n = m.states.len();
     let adj = successors(m);
-    let roots: Vec<usize> = m.states.iter().filter(|s| s.initial.is_some()).map(|s| s.index).collect();
+    let roots: Vec<usize> = m
+        .states
+        .iter()
+        .filter(|s| s.initial.is_some())
+        .map(|s| s.index)
+        .collect();
     // Without an initial state (a rejected machine) any state may start.
     let (live, starts) = if roots.is_empty() {
         (vec![true; n], (0..n).collect())
@@ -229,7 +251,11 @@ pub fn worst_case(m: &Machine) -> WorstCase {
             any_limited = true;
             let visits = limit(s).expect("filtered");
             let mut l = Figures::ZERO;
-            let mut r = if enters_limited(s) { Figures::ZERO } else { Figures::NEVER };
+            let mut r = if enters_limited(s) {
+                Figures::ZERO
+            } else {
+                Figures::NEVER
+            };
             for &w in adj[s].iter().filter(|&&w| free[w]) {
                 l = l.max(longest[w]);
                 r = r.max(back[w]);
@@ -307,7 +333,11 @@ fn longest_paths(
         let gates: u64 = comp.iter().map(|&v| gate(v)).sum();
         let weight = Figures {
             steps: if cyclic { Len::Inf } else { Len::Fin(1) },
-            gates: if cyclic && gates > 0 { Len::Inf } else { Len::Fin(gates) },
+            gates: if cyclic && gates > 0 {
+                Len::Inf
+            } else {
+                Len::Fin(gates)
+            },
         };
         let mut out = Figures::ZERO;
         let mut out_back = if comp.iter().any(|&v| enters(v)) {
@@ -672,9 +702,15 @@ mod tests {
             args.push(format!("max_steps = {}", 1 + rng.below(12)));
         }
         if rng.chance(25) {
-            args.push(format!("on_exhausted = {}", names[rng.below(n as u64) as usize]));
+            args.push(format!(
+                "on_exhausted = {}",
+                names[rng.below(n as u64) as usize]
+            ));
         }
-        (args.join(", "), format!("enum M {{ {} }}", variants.join(", ")))
+        (
+            args.join(", "),
+            format!("enum M {{ {} }}", variants.join(", ")),
+        )
     }
 
     /// The true maximum (steps, decisions) of any run, by exhaustive search
@@ -689,7 +725,12 @@ mod tests {
 
     impl Brute<'_> {
         fn limited(&self) -> Vec<usize> {
-            self.m.states.iter().filter(|s| s.max_visits.is_some()).map(|s| s.index).collect()
+            self.m
+                .states
+                .iter()
+                .filter(|s| s.max_visits.is_some())
+                .map(|s| s.index)
+                .collect()
         }
 
         /// The most steps and decisions from trying to enter `v`.
@@ -732,7 +773,12 @@ mod tests {
 
         /// What the wrap-up after a bound hit can add.
         fn exhausted(&mut self) -> (u64, u64) {
-            match self.m.on_exhausted.as_ref().and_then(|s| self.m.index_of(s)) {
+            match self
+                .m
+                .on_exhausted
+                .as_ref()
+                .and_then(|s| self.m.index_of(s))
+            {
                 Some(w) => self.wrap_up(w, self.m.states.len() as u64),
                 None => (0, 0),
             }
@@ -788,7 +834,10 @@ mod tests {
             let (steps, decisions) = truth(&m);
             let bound = worst_case(&m);
             let (Some(bs), Some(bd)) = (bound.steps, bound.decisions) else {
-                panic!("a checked machine has a finite bound: {args} {}", quote::quote!(#item));
+                panic!(
+                    "a checked machine has a finite bound: {args} {}",
+                    quote::quote!(#item)
+                );
             };
             assert!(
                 bs >= steps && bd >= decisions,
@@ -798,10 +847,21 @@ mod tests {
             tight_steps += usize::from(bs == steps);
             tight_decisions += usize::from(bd == decisions);
         }
-        eprintln!("{tested} machines; steps tight on {tight_steps}, decisions on {tight_decisions}");
-        assert!(tested >= 500, "only {tested} random machines passed the checks");
+        eprintln!(
+            "{tested} machines; steps tight on {tight_steps}, decisions on {tight_decisions}"
+        );
+        assert!(
+            tested >= 500,
+            "only {tested} random machines passed the checks"
+        );
         // The bound is a bound, but not a wild one.
-        assert!(tight_steps * 2 >= tested, "steps tight on {tight_steps} of {tested}");
-        assert!(tight_decisions * 2 >= tested, "decisions tight on {tight_decisions} of {tested}");
+        assert!(
+            tight_steps * 2 >= tested,
+            "steps tight on {tight_steps} of {tested}"
+        );
+        assert!(
+            tight_decisions * 2 >= tested,
+            "decisions tight on {tight_decisions} of {tested}"
+        );
     }
 }

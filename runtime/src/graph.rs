@@ -72,10 +72,10 @@ pub struct Edge {
 
 /// The most a run of a machine can do, known before it starts.
 ///
-/// `None` means the macro could not prove a finite figure (this only happens
-/// for decisions when steps are bounded only through a gate loop; see the
-/// README's "Worst case" section for how the figures are computed). Each
-/// figure is a sound upper bound: no run ever exceeds it.
+/// Each figure is a sound upper bound: no run ever exceeds it (see the
+/// README's "Worst case" section for how they are computed). Machines that
+/// pass the macro's checks always have both; `None` appears only in the
+/// expansion emitted next to a compile error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorstCase {
     /// The most steps (entries into non-terminal states) one run can take, including the

@@ -51,10 +51,16 @@ impl Flow {
                 }
             }
         }
-        let mut roots: Vec<usize> = m.states.iter().filter(|s| s.initial.is_some()).map(|s| s.index).collect();
+        let mut roots: Vec<usize> = m
+            .states
+            .iter()
+            .filter(|s| s.initial.is_some())
+            .map(|s| s.index)
+            .collect();
         let has_initial = !roots.is_empty();
         if let Some(ident) = &m.on_exhausted {
             match m.index_of(ident).or_else(|| resolve(m, ident)) {
+                Some(i) if roots.contains(&i) => {}
                 Some(i) => roots.push(i),
                 None => complete = false,
             }
@@ -86,11 +92,23 @@ fn unknown_state_help(m: &Machine, name: &Ident) -> String {
     let names: Vec<String> = m.states.iter().map(State::name).collect();
     match did_you_mean(&name.to_string(), names.iter().map(String::as_str)) {
         Some(guess) => format!("did you mean `{guess}`?"),
-        None => format!(
-            "the states of `{}` are {}: name one of them, or add a variant `{name}`",
-            m.ident,
-            list(&names)
-        ),
+        None => {
+            // A long list is cut short: the first few show the naming.
+            const SHOWN: usize = 12;
+            let states = if names.len() > SHOWN {
+                format!(
+                    "{} and {} more",
+                    list(&names[..SHOWN]).replacen(" and ", ", ", 1),
+                    names.len() - SHOWN
+                )
+            } else {
+                list(&names)
+            };
+            format!(
+                "the states of `{}` are {states}: name one of them, or add a variant `{name}`",
+                m.ident
+            )
+        }
     }
 }
 
@@ -109,7 +127,10 @@ pub fn unknown_target(r: &mut Report, m: &Machine) {
                 r.error(
                     Pos::on(s, Part::To(Some(i))),
                     t.span(),
-                    format!("unknown state `{t}` in `#[to]`; {}", unknown_state_help(m, t)),
+                    format!(
+                        "unknown state `{t}` in `#[to]`; {}",
+                        unknown_state_help(m, t)
+                    ),
                 );
             }
         }
@@ -127,7 +148,10 @@ pub fn unknown_on_exhausted(r: &mut Report, m: &Machine) {
         r.error(
             Pos::OnExhausted,
             ident.span(),
-            format!("unknown state `{ident}` in `on_exhausted`; {}", unknown_state_help(m, ident)),
+            format!(
+                "unknown state `{ident}` in `on_exhausted`; {}",
+                unknown_state_help(m, ident)
+            ),
         );
     }
 }
@@ -137,15 +161,17 @@ pub fn unknown_on_exhausted(r: &mut Report, m: &Machine) {
 ///
 /// ```text
 /// #[initial] #[to(B)] A,
-/// #[initial] #[to(Done)] B,   // error on this `#[initial]`
+/// #[initial] #[to(Done)] B,   // error on `B`
 /// ```
 pub fn several_initial(r: &mut Report, m: &Machine) {
     let mut initials = m.states.iter().filter(|s| s.initial.is_some());
     let Some(first) = initials.next() else { return };
     for s in initials {
+        // The model keeps only the first token of `#[initial]` (`#`), so
+        // point at the state's name instead.
         r.error(
-            Pos::on(s, Part::Initial),
-            s.initial.expect("filtered"),
+            Pos::on(s, Part::Name),
+            s.ident.span(),
             format!(
                 "`{}` is marked `#[initial]`, but `{}` already is; a run starts in exactly one state: remove `#[initial]` from one of them",
                 s.ident, first.ident
@@ -285,13 +311,20 @@ pub fn no_terminal_reachable(r: &mut Report, m: &Machine, flow: &Flow) {
         let example = format!("`#[to({})]` on `{}`", targets.join(", "), s.ident);
         let fix = match (terminal, comp.len()) {
             (Some(_), 1) => format!("add a move to a terminal state, e.g. {example}"),
-            (Some(_), _) => format!("add a move to a terminal state to one of them, e.g. {example}"),
-            (None, _) => format!("add a `#[terminal] {done}` state and a move to it, e.g. {example}"),
+            (Some(_), _) => {
+                format!("add a move to a terminal state to one of them, e.g. {example}")
+            }
+            (None, _) => {
+                format!("add a `#[terminal] {done}` state and a move to it, e.g. {example}")
+            }
         };
         r.error(
             Pos::on(s, Part::Name),
             s.ident.span(),
-            format!("no terminal state is reachable from `{}`: {stuck}; {fix}", s.ident),
+            format!(
+                "no terminal state is reachable from `{}`: {stuck}; {fix}",
+                s.ident
+            ),
         );
     }
 }
@@ -324,7 +357,10 @@ pub fn unbounded_cycle(r: &mut Report, m: &Machine, flow: &Flow) {
         .iter()
         .map(|s| s.kind != Kind::Terminal && s.max_visits.is_none() && flow.reachable(s.index))
         .collect();
-    let mut cycles: Vec<Vec<usize>> = sccs(adj, &free).into_iter().filter(|c| is_cyclic(adj, c)).collect();
+    let mut cycles: Vec<Vec<usize>> = sccs(adj, &free)
+        .into_iter()
+        .filter(|c| is_cyclic(adj, c))
+        .collect();
     cycles.sort();
     for comp in cycles {
         let s = &m.states[comp[0]];
@@ -372,7 +408,12 @@ fn closed_walk(adj: &[Vec<usize>], comp: &[usize]) -> Vec<usize> {
 /// The states after `from` on a shortest path inside `comp` to the first
 /// state that satisfies `goal` (at least one move long), following moves
 /// in `#[to]` order.
-fn shortest(adj: &[Vec<usize>], comp: &[usize], from: usize, goal: impl Fn(usize) -> bool) -> Option<Vec<usize>> {
+fn shortest(
+    adj: &[Vec<usize>],
+    comp: &[usize],
+    from: usize,
+    goal: impl Fn(usize) -> bool,
+) -> Option<Vec<usize>> {
     let mut prev: Vec<Option<usize>> = vec![None; adj.len()];
     let mut queue = VecDeque::from([from]);
     let mut visited = vec![false; adj.len()];
@@ -405,7 +446,9 @@ fn shortest(adj: &[Vec<usize>], comp: &[usize], from: usize, goal: impl Fn(usize
 /// it out leaves no cycle.
 fn hub(adj: &[Vec<usize>], comp: &[usize]) -> Option<usize> {
     comp.iter().copied().find(|&h| {
-        let keep: Vec<bool> = (0..adj.len()).map(|v| v != h && comp.contains(&v)).collect();
+        let keep: Vec<bool> = (0..adj.len())
+            .map(|v| v != h && comp.contains(&v))
+            .collect();
         sccs(adj, &keep).iter().all(|c| !is_cyclic(adj, c))
     })
 }
@@ -414,6 +457,21 @@ fn hub(adj: &[Vec<usize>], comp: &[usize]) -> Option<usize> {
 mod tests {
     use super::super::tests::errors;
     use quote::quote;
+
+    #[test]
+    fn long_state_lists_are_cut_short() {
+        let names: Vec<syn::Ident> = (0..15).map(|i| quote::format_ident!("S{i}")).collect();
+        let e = errors(
+            quote!(context = ()),
+            syn::parse_quote! {
+                enum M { #[initial] #[to(Zzz, S1)] A, #(#[to(Done)] #names,)* #[terminal] Done }
+            },
+        );
+        assert_eq!(
+            e[0],
+            "unknown state `Zzz` in `#[to]`; the states of `M` are `A`, `S0`, `S1`, `S2`, `S3`, `S4`, `S5`, `S6`, `S7`, `S8`, `S9`, `S10` and 5 more: name one of them, or add a variant `Zzz`"
+        );
+    }
 
     #[test]
     fn unknown_targets_each_with_help() {
@@ -462,7 +520,10 @@ mod tests {
                 enum M { #[initial] #[to(Done)] A, #[to(Done)] WrapUp, #[terminal] Done }
             },
         );
-        assert_eq!(e, ["unknown state `Wrapup` in `on_exhausted`; did you mean `WrapUp`?"]);
+        assert_eq!(
+            e,
+            ["unknown state `Wrapup` in `on_exhausted`; did you mean `WrapUp`?"]
+        );
         let e = errors(
             quote!(context = (), max_steps = 4, on_exhausted = Zzz),
             syn::parse_quote! {
@@ -471,7 +532,9 @@ mod tests {
         );
         assert_eq!(
             e,
-            ["unknown state `Zzz` in `on_exhausted`; the states of `M` are `A`, `WrapUp` and `Done`: name one of them, or add a variant `Zzz`"]
+            [
+                "unknown state `Zzz` in `on_exhausted`; the states of `M` are `A`, `WrapUp` and `Done`: name one of them, or add a variant `Zzz`"
+            ]
         );
     }
 
@@ -485,7 +548,9 @@ mod tests {
         );
         assert_eq!(
             e,
-            ["`M` has no `#[initial]` state; mark the state a run starts in with `#[initial]`, e.g. `#[initial] A`"]
+            [
+                "`M` has no `#[initial]` state; mark the state a run starts in with `#[initial]`, e.g. `#[initial] A`"
+            ]
         );
     }
 
@@ -533,7 +598,9 @@ mod tests {
         );
         assert_eq!(
             e,
-            ["state `Lost` is unreachable: no chain of moves leads to it from the initial state `A` or the `on_exhausted` state `Wrap`; add `Lost` to the `#[to(..)]` of a state that leads to it, or remove it"]
+            [
+                "state `Lost` is unreachable: no chain of moves leads to it from the initial state `A` or the `on_exhausted` state `Wrap`; add `Lost` to the `#[to(..)]` of a state that leads to it, or remove it"
+            ]
         );
     }
 
@@ -547,7 +614,9 @@ mod tests {
         );
         assert_eq!(
             e,
-            ["state `B` has no moves, so a run that enters it cannot go on: add `#[to(..)]` with the states it moves to, or mark it `#[terminal]`"]
+            [
+                "state `B` has no moves, so a run that enters it cannot go on: add `#[to(..)]` with the states it moves to, or mark it `#[terminal]`"
+            ]
         );
     }
 
@@ -586,7 +655,9 @@ mod tests {
         );
         assert_eq!(
             e,
-            ["no terminal state is reachable from `A`: its only move leads back to `A`; add a `#[terminal] Done` state and a move to it, e.g. `#[to(A, Done)]` on `A`"]
+            [
+                "no terminal state is reachable from `A`: its only move leads back to `A`; add a `#[terminal] Done` state and a move to it, e.g. `#[to(A, Done)]` on `A`"
+            ]
         );
     }
 
@@ -606,7 +677,9 @@ mod tests {
         );
         assert_eq!(
             e,
-            ["unbounded cycle `Classify -> Reply -> Check -> Classify`: no state on it has `#[max_visits(N)]` and the machine has no `max_steps`; add `#[max_visits(N)]` to one of these states or `max_steps = N` to `#[machine(..)]`"]
+            [
+                "unbounded cycle `Classify -> Reply -> Check -> Classify`: no state on it has `#[max_visits(N)]` and the machine has no `max_steps`; add `#[max_visits(N)]` to one of these states or `max_steps = N` to `#[machine(..)]`"
+            ]
         );
     }
 
@@ -666,7 +739,9 @@ mod tests {
         );
         assert_eq!(
             e,
-            ["unbounded cycle `A -> B -> A -> C -> A`: no state on it has `#[max_visits(N)]` and the machine has no `max_steps`; add `#[max_visits(N)]` to `A`, which every loop here passes through, or `max_steps = N` to `#[machine(..)]`"]
+            [
+                "unbounded cycle `A -> B -> A -> C -> A`: no state on it has `#[max_visits(N)]` and the machine has no `max_steps`; add `#[max_visits(N)]` to `A`, which every loop here passes through, or `max_steps = N` to `#[machine(..)]`"
+            ]
         );
     }
 

@@ -12,13 +12,17 @@ use crate::model::{Kind, Machine, Payload, State};
 /// ```
 pub fn terminal_with_moves(r: &mut Report, s: &State) {
     // An empty or malformed `#[to]` was reported by the parser already.
-    if s.kind != Kind::Terminal || s.targets.is_empty() {
+    if s.kind != Kind::Terminal {
         return;
     }
-    let Some(span) = s.to_span else { return };
-    r.error(
+    let (Some(first), Some(last)) = (s.targets.first(), s.targets.last()) else {
+        return;
+    };
+    // The moves, from the first target to the last.
+    r.error_range(
         Pos::on(s, Part::To(None)),
-        span,
+        first.span(),
+        last.span(),
         format!(
             "terminal state `{}` has moves, but a run ends when it enters a terminal state: remove `#[to(..)]` or `#[terminal]`",
             s.ident
@@ -56,7 +60,9 @@ pub fn max_visits_on_terminal(r: &mut Report, s: &State) {
     if s.kind != Kind::Terminal {
         return;
     }
-    let Some((_, span)) = s.max_visits else { return };
+    let Some((_, span)) = s.max_visits else {
+        return;
+    };
     r.error(
         Pos::on(s, Part::MaxVisits),
         span,
@@ -139,7 +145,9 @@ mod tests {
         );
         assert_eq!(
             e,
-            ["terminal state `Done` has moves, but a run ends when it enters a terminal state: remove `#[to(..)]` or `#[terminal]`"]
+            [
+                "terminal state `Done` has moves, but a run ends when it enters a terminal state: remove `#[to(..)]` or `#[terminal]`"
+            ]
         );
     }
 
@@ -170,7 +178,9 @@ mod tests {
         );
         assert_eq!(
             e,
-            ["`#[max_visits]` has no effect on terminal state `Done`: a run ends the first time it enters it; remove `#[max_visits(..)]`"]
+            [
+                "`#[max_visits]` has no effect on terminal state `Done`: a run ends the first time it enters it; remove `#[max_visits(..)]`"
+            ]
         );
     }
 
@@ -209,7 +219,9 @@ mod tests {
         );
         assert_eq!(
             e,
-            ["`on_exhausted` state `Wrap` has 2 fields, but the state a run moves to when a bound is hit carries no payload or exactly one field, the `BoundHit`: write `Wrap` or `Wrap(BoundHit)`"]
+            [
+                "`on_exhausted` state `Wrap` has 2 fields, but the state a run moves to when a bound is hit carries no payload or exactly one field, the `BoundHit`: write `Wrap` or `Wrap(BoundHit)`"
+            ]
         );
     }
 }

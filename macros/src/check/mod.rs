@@ -10,7 +10,7 @@
 //! reported an error: a misspelt `#[termnal]` or `max_step = 20` would
 //! otherwise come back as "no moves" or "unbounded cycle" follow-ups.
 
-use proc_macro2::Span;
+use proc_macro2::{Punct, Spacing, Span, TokenStream, TokenTree};
 
 use crate::ctxt::Ctxt;
 use crate::model::{Machine, State};
@@ -60,8 +60,6 @@ pub enum Pos {
 /// A place on one state, in the order they usually appear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Part {
-    Initial,
-    Kind,
     /// The `#[to]` attribute (`None`) or its n-th target.
     To(Option<usize>),
     MaxVisits,
@@ -80,22 +78,40 @@ impl Pos {
 /// The errors of the check stage, kept until they can be sorted.
 #[derive(Default)]
 pub struct Report {
-    errors: Vec<(Pos, Span, String)>,
+    errors: Vec<(Pos, Span, Span, String)>,
 }
 
 impl Report {
+    /// An error at one token.
     pub fn error(&mut self, pos: Pos, span: Span, message: impl Into<String>) {
-        self.errors.push((pos, span, message.into()));
+        self.errors.push((pos, span, span, message.into()));
+    }
+
+    /// An error from the token at `start` to the token at `end` (stable
+    /// rustc cannot join spans, so an error keeps both ends).
+    pub fn error_range(&mut self, pos: Pos, start: Span, end: Span, message: impl Into<String>) {
+        self.errors.push((pos, start, end, message.into()));
     }
 
     fn emit(mut self, cx: &Ctxt) {
         // Stable: rules that point at the same token keep the order in
         // which `machine` runs them.
-        self.errors.sort_by_key(|(pos, _, _)| *pos);
-        for (_, span, message) in self.errors {
-            cx.error_at(span, message);
+        self.errors.sort_by_key(|(pos, ..)| *pos);
+        for (_, start, end, message) in self.errors {
+            let range: TokenStream = [
+                TokenTree::Punct(spanned(Punct::new('<', Spacing::Alone), start)),
+                TokenTree::Punct(spanned(Punct::new('>', Spacing::Alone), end)),
+            ]
+            .into_iter()
+            .collect();
+            cx.push(syn::Error::new_spanned(range, message));
         }
     }
+}
+
+fn spanned(mut p: Punct, span: Span) -> Punct {
+    p.set_span(span);
+    p
 }
 
 /// `` `A`, `B` and `C` `` (or "`A` and `B`", or "`A`").

@@ -15,15 +15,29 @@ pub fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// The closest candidate, if it is close enough to be a likely typo.
-pub fn did_you_mean<'a, I: IntoIterator<Item = &'a str>>(name: &str, candidates: I) -> Option<&'a str> {
+/// The closest candidate, if it is close enough to be a likely typo: a
+/// small edit distance (`Clasify` → `Classify`), or else a part of the
+/// name written alone (`Refund` → `IssueRefund`, `steps` → `max_steps`).
+pub fn did_you_mean<'a, I: IntoIterator<Item = &'a str>>(
+    name: &str,
+    candidates: I,
+) -> Option<&'a str> {
+    let candidates: Vec<&'a str> = candidates.into_iter().collect();
     let limit = (name.chars().count() / 3).max(1);
-    candidates
-        .into_iter()
-        .map(|c| (distance(name, c), c))
+    let close = candidates
+        .iter()
+        .map(|c| (distance(name, c), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    if close.is_some() || name.chars().count() < 3 {
+        return close;
+    }
+    let lower = name.to_lowercase();
+    candidates
+        .into_iter()
+        .filter(|c| c.to_lowercase().contains(&lower))
+        .min_by_key(|c| c.len())
 }
 
 /// "expected one of `a`, `b`; did you mean `x`?"
@@ -42,9 +56,25 @@ mod tests {
 
     #[test]
     fn finds_typos_but_not_strangers() {
-        assert_eq!(did_you_mean("Clasify", ["Classify", "Done"]), Some("Classify"));
-        assert_eq!(did_you_mean("intial", ["initial", "terminal"]), Some("initial"));
+        assert_eq!(
+            did_you_mean("Clasify", ["Classify", "Done"]),
+            Some("Classify")
+        );
+        assert_eq!(
+            did_you_mean("intial", ["initial", "terminal"]),
+            Some("initial")
+        );
         assert_eq!(did_you_mean("Frobnicate", ["Classify", "Done"]), None);
+        assert_eq!(
+            did_you_mean("Refund", ["IssueRefund", "RefundAll", "Done"]),
+            Some("RefundAll")
+        );
+        assert_eq!(
+            did_you_mean("steps", ["context", "max_steps"]),
+            Some("max_steps")
+        );
+        // Too short to be a telling part of a name.
+        assert_eq!(did_you_mean("to", ["Toast"]), None);
         assert_eq!(distance("kitten", "sitting"), 3);
     }
 

@@ -58,11 +58,18 @@ pub fn machine(args: TokenStream, item: TokenStream) -> TokenStream {
     out
 }
 
-/// The user's enum, with our state attributes removed.
+/// The user's enum, with our state attributes removed. A payload that is
+/// not a type (already reported) becomes `()`, so rustc does not report it
+/// a second time.
 fn user_enum(m: &Machine, item: &ItemEnum) -> TokenStream {
     let mut item = item.clone();
     for (v, s) in item.variants.iter_mut().zip(&m.states) {
         v.attrs = s.attrs.clone();
+        for field in v.fields.iter_mut() {
+            if parse::not_a_payload(&field.ty).is_some() {
+                field.ty = syn::parse_quote!(());
+            }
+        }
     }
     quote!(#item)
 }

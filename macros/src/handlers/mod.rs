@@ -200,7 +200,11 @@ fn expand(input: &Input) -> TokenStream {
                 .map(|s| s.method.to_string())
                 .collect::<Vec<_>>();
             let hint = match did_you_mean(&name, candidates.iter().map(String::as_str)) {
-                Some(s) => format!("did you mean `{s}`?"),
+                Some(s) => {
+                    // The typo is the missing handler: report it once.
+                    seen.push(s.to_owned());
+                    format!("did you mean `{s}`?")
+                }
                 None => format!(
                     "the handlers are {}",
                     candidates
@@ -265,7 +269,7 @@ fn expand(input: &Input) -> TokenStream {
     let errors = cx.check().err().map(|e| e.to_compile_error());
     let _ = machine;
     quote! {
-        #[allow(clippy::needless_lifetimes, dead_code)]
+        #[allow(clippy::needless_lifetimes, clippy::unused_async, dead_code)]
         impl #impl_generics #self_ty #where_clause {
             #(#inherent)*
         }

@@ -9,10 +9,26 @@ use crate::check::suggest::expected_one_of;
 use crate::ctxt::Ctxt;
 use crate::symbol::{CONTEXT, CRATE, MACHINE_ARGS, MAX_STEPS, ON_EXHAUSTED};
 
+/// The value of an argument: a type for `context` (which may contain
+/// `<`, `>` and commas), an expression for everything else.
+pub enum Value {
+    Type(Type),
+    Expr(Expr),
+}
+
+impl quote::ToTokens for Value {
+    fn to_tokens(&self, tokens: &mut proc_macro2::TokenStream) {
+        match self {
+            Value::Type(t) => t.to_tokens(tokens),
+            Value::Expr(e) => e.to_tokens(tokens),
+        }
+    }
+}
+
 /// One `key = value` argument, kept raw until checked.
 pub struct Arg {
     pub key: Ident,
-    pub value: Expr,
+    pub value: Value,
 }
 
 impl Parse for Arg {
@@ -24,7 +40,11 @@ impl Parse for Arg {
             input.parse()?
         };
         input.parse::<Token![=]>()?;
-        let value = input.parse()?;
+        let value = if key == CONTEXT {
+            Value::Type(input.parse()?)
+        } else {
+            Value::Expr(input.parse()?)
+        };
         Ok(Arg { key, value })
     }
 }
@@ -61,30 +81,45 @@ pub fn parse_args(cx: &Ctxt, tokens: proc_macro2::TokenStream) -> Args {
     };
     for arg in list {
         let key = arg.key.to_string();
+        let value = match arg.value {
+            Value::Type(ty) => {
+                set(cx, &arg.key, &mut args.context, ty);
+                continue;
+            }
+            Value::Expr(e) => e,
+        };
         match key.as_str() {
-            CONTEXT => match syn::parse2::<Type>(quote::ToTokens::to_token_stream(&arg.value)) {
-                Ok(ty) => set(cx, &arg.key, &mut args.context, ty),
-                Err(_) => cx.error_spanned_by(&arg.value, "`context` must be a type, e.g. `context = Ticket`"),
-            },
-            MAX_STEPS => match &arg.value {
+            MAX_STEPS => match &value {
                 Expr::Lit(l) => match &l.lit {
                     Lit::Int(i) => match i.base10_parse::<u64>() {
                         Ok(n) if n > 0 => set(cx, &arg.key, &mut args.max_steps, (n, i.span())),
-                        _ => cx.error_spanned_by(i, "`max_steps` must be a whole number of at least 1"),
+                        _ => cx.error_spanned_by(
+                            i,
+                            "`max_steps` must be a whole number of at least 1",
+                        ),
                     },
-                    _ => cx.error_spanned_by(&arg.value, "`max_steps` must be a whole number, e.g. `max_steps = 20`"),
+                    _ => cx.error_spanned_by(
+                        &value,
+                        "`max_steps` must be a whole number, e.g. `max_steps = 20`",
+                    ),
                 },
-                _ => cx.error_spanned_by(&arg.value, "`max_steps` must be a whole number, e.g. `max_steps = 20`"),
+                _ => cx.error_spanned_by(
+                    &value,
+                    "`max_steps` must be a whole number, e.g. `max_steps = 20`",
+                ),
             },
-            ON_EXHAUSTED => match &arg.value {
+            ON_EXHAUSTED => match &value {
                 Expr::Path(p) if p.path.get_ident().is_some() => {
                     let ident = p.path.get_ident().cloned().expect("checked");
                     set(cx, &arg.key, &mut args.on_exhausted, ident);
                 }
-                _ => cx.error_spanned_by(&arg.value, "`on_exhausted` names a state of this machine, e.g. `on_exhausted = WrapUp`"),
+                _ => cx.error_spanned_by(
+                    &value,
+                    "`on_exhausted` names a state of this machine, e.g. `on_exhausted = WrapUp`",
+                ),
             },
             CRATE => {
-                let path = match &arg.value {
+                let path = match &value {
                     Expr::Path(p) => Some(p.path.clone()),
                     Expr::Lit(l) => match &l.lit {
                         Lit::Str(s) => s.parse::<Path>().ok(),
@@ -94,12 +129,18 @@ pub fn parse_args(cx: &Ctxt, tokens: proc_macro2::TokenStream) -> Args {
                 };
                 match path {
                     Some(p) => set(cx, &arg.key, &mut args.krate, p),
-                    None => cx.error_spanned_by(&arg.value, "`crate` must be a path to the guiderail crate, e.g. `crate = ::guiderail`"),
+                    None => cx.error_spanned_by(
+                        &value,
+                        "`crate` must be a path to the guiderail crate, e.g. `crate = ::guiderail`",
+                    ),
                 }
             }
             _ => cx.error_spanned_by(
                 &arg.key,
-                format!("unknown argument `{key}`; {}", expected_one_of(&key, MACHINE_ARGS)),
+                format!(
+                    "unknown argument `{key}`; {}",
+                    expected_one_of(&key, MACHINE_ARGS)
+                ),
             ),
         }
     }

@@ -48,7 +48,10 @@ pub fn parse_state_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StateAttrs {
             INITIAL => {
                 no_args(cx, attr, INITIAL);
                 if out.initial.is_some() {
-                    cx.error_spanned_by(attr, "`#[initial]` is given twice on this state; keep one");
+                    cx.error_spanned_by(
+                        attr,
+                        "`#[initial]` is given twice on this state; keep one",
+                    );
                 }
                 out.initial = Some(attr.span());
             }
@@ -94,7 +97,10 @@ pub fn parse_state_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StateAttrs {
                         }
                         out.max_visits = Some((v, n.span()));
                     }
-                    _ => cx.error_spanned_by(&n, "`#[max_visits(N)]` takes a whole number of at least 1"),
+                    _ => cx.error_spanned_by(
+                        &n,
+                        "`#[max_visits(N)]` takes a whole number of at least 1",
+                    ),
                 },
                 Err(_) => cx.error_spanned_by(
                     attr,
@@ -105,7 +111,9 @@ pub fn parse_state_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StateAttrs {
                 if let Some(suggestion) = did_you_mean(&name, STATE_ATTRS.iter().copied()) {
                     cx.error_spanned_by(
                         ident,
-                        format!("unknown state attribute `#[{name}]`; did you mean `#[{suggestion}]`?"),
+                        format!(
+                            "unknown state attribute `#[{name}]`; did you mean `#[{suggestion}]`?"
+                        ),
                     );
                 } else {
                     out.other.push(attr.clone());

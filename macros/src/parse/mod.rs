@@ -2,7 +2,6 @@
 //! input into the [`Ctxt`] and keeps going where it can.
 
 use proc_macro2::TokenStream;
-use syn::spanned::Spanned;
 use syn::{Fields, ItemEnum, Type};
 
 use crate::ctxt::Ctxt;
@@ -11,8 +10,8 @@ use crate::model::{Kind, Machine, Payload, State};
 pub mod args;
 pub mod attr;
 
-/// Parses the macro's arguments and the enum. `None` when the item is not
-/// an enum at all (the error is in `cx`).
+/// Parses the macro's arguments and the enum; problems go into `cx` and
+/// parsing goes on, so one build reports them all.
 pub fn machine(cx: &Ctxt, args: TokenStream, item: &ItemEnum) -> Machine {
     let args = args::parse_args(cx, args);
     if !item.generics.params.is_empty() {
@@ -36,7 +35,16 @@ pub fn machine(cx: &Ctxt, args: TokenStream, item: &ItemEnum) -> Machine {
                 "a state cannot have a discriminant; a state carries its data as a payload, e.g. `Escalate { reason: String }`",
             );
         }
-        let payload = match &v.fields {
+        // A payload that is not a type is reported here and replaced by `()`
+        // in everything generated from it, so rustc does not repeat it.
+        let mut fields = v.fields.clone();
+        for field in fields.iter_mut() {
+            check_payload_type(cx, &field.ty);
+            if not_a_payload(&field.ty).is_some() {
+                field.ty = syn::parse_quote!(());
+            }
+        }
+        let payload = match &fields {
             Fields::Unit => Payload::Unit,
             Fields::Unnamed(f) => Payload::Tuple(f.unnamed.iter().map(|f| f.ty.clone()).collect()),
             Fields::Named(f) => Payload::Struct(
@@ -46,9 +54,6 @@ pub fn machine(cx: &Ctxt, args: TokenStream, item: &ItemEnum) -> Machine {
                     .collect(),
             ),
         };
-        for ty in payload.types() {
-            check_payload_type(cx, ty);
-        }
         states.push(State {
             ident: v.ident.clone(),
             index,
@@ -58,14 +63,12 @@ pub fn machine(cx: &Ctxt, args: TokenStream, item: &ItemEnum) -> Machine {
             to_span: attrs.to_span,
             max_visits: attrs.max_visits,
             payload,
-            fields: v.fields.clone(),
+            fields,
             doc: attrs.doc,
             attrs: attrs.other,
         });
     }
-    let krate = args
-        .krate
-        .unwrap_or_else(|| syn::parse_quote!(::guiderail));
+    let krate = args.krate.unwrap_or_else(|| syn::parse_quote!(::guiderail));
     let private = syn::parse_quote!(#krate::__private);
     Machine {
         ident: item.ident.clone(),
@@ -78,19 +81,23 @@ pub fn machine(cx: &Ctxt, args: TokenStream, item: &ItemEnum) -> Machine {
     }
 }
 
-/// A payload must be a concrete type a value can have.
-fn check_payload_type(cx: &Ctxt, ty: &Type) {
-    let what = match ty {
+/// What is wrong with a payload type, if it cannot be one: a payload must
+/// be a concrete type a value can have.
+pub fn not_a_payload(ty: &Type) -> Option<&'static str> {
+    match ty {
         Type::Infer(_) => Some("`_`"),
         Type::ImplTrait(_) => Some("`impl Trait`"),
         Type::Never(_) => Some("`!`"),
         Type::Macro(_) => Some("a macro"),
         Type::Verbatim(_) => Some("this"),
         _ => None,
-    };
-    if let Some(what) = what {
-        cx.error_at(
-            ty.span(),
+    }
+}
+
+fn check_payload_type(cx: &Ctxt, ty: &Type) {
+    if let Some(what) = not_a_payload(ty) {
+        cx.error_spanned_by(
+            ty,
             format!(
                 "{what} is not a payload type; a state's payload must be a concrete type, e.g. `Refund` or `String`"
             ),

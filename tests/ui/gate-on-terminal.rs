@@ -1,0 +1,11 @@
+#[guiderail::machine(context = ())]
+enum Support {
+    #[initial]
+    #[to(Done)]
+    Intake,
+    #[terminal]
+    #[gate]
+    Done,
+}
+
+fn main() {}

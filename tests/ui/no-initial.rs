@@ -1,0 +1,9 @@
+#[guiderail::machine(context = ())]
+enum Support {
+    #[to(Done)]
+    Intake,
+    #[terminal]
+    Done,
+}
+
+fn main() {}

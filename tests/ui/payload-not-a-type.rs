@@ -1,0 +1,12 @@
+#[guiderail::machine(context = ())]
+enum Support {
+    #[initial]
+    #[to(Reply)]
+    Intake,
+    #[to(Done)]
+    Reply { draft: impl ToString },
+    #[terminal]
+    Done,
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+#[guiderail::machine(context = ())]
+enum Support {
+    #[initial]
+    #[to(Done)]
+    Intake,
+    #[wait]
+    #[terminal]
+    Done,
+}
+
+fn main() {}
