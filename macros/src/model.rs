@@ -66,6 +66,9 @@ pub struct State {
     /// The `#[to]` attribute, if any.
     pub to_span: Option<Span>,
     pub max_visits: Option<(u32, Span)>,
+    /// `#[gate(fallback = X)]`: the move taken when a gate gets no valid
+    /// decision.
+    pub fallback: Option<Ident>,
     pub payload: Payload,
     /// The variant's fields as written (with their attributes), copied into
     /// the generated move enums.

@@ -15,6 +15,9 @@ pub const WAIT: &str = "wait";
 /// `#[max_visits(N)]`: how often a run may enter the state.
 pub const MAX_VISITS: &str = "max_visits";
 
+/// `#[gate(fallback = State)]`: the move taken when no valid decision comes.
+pub const FALLBACK: &str = "fallback";
+
 /// All state attributes, in the order the docs list them.
 pub const STATE_ATTRS: &[&str] = &[INITIAL, TERMINAL, TO, GATE, WAIT, MAX_VISITS];
 

@@ -26,8 +26,8 @@ pub use context::Cx;
 pub use error::{HandlerError, HandlerResult, RunError, RunErrorKind};
 pub use event::{DecidedVia, Event, EventKind, EventLog, Subscriber};
 pub use gate::{
-    Attempt, DecidedBy, Decision, DecisionRecord, GateError, GateMoves, GateSpec, MoveInfo,
-    MoveShape, MoveSpec, decode_answer, encode_move,
+    Attempt, DecidedBy, Decision, DecisionRecord, FromGateFailure, GateError, GateFailure,
+    GateMoves, GateSpec, MoveInfo, MoveShape, MoveSpec, decode_answer, encode_move,
 };
 pub use graph::{Edge, EdgeKind, Graph, StateInfo, StateKind, WorstCase};
 pub use llm::{Model, ReplayModel, ScriptedModel};

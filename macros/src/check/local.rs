@@ -108,6 +108,47 @@ pub fn gate_move_payload(r: &mut Report, m: &Machine, s: &State) {
     }
 }
 
+/// A gate's fallback is taken when the model gives no valid decision, so it
+/// must be one of the gate's own moves and carry no payload or exactly one
+/// field, built from the failure (`String`, `GateFailure`, or any type that
+/// implements `FromGateFailure`).
+///
+/// ```text
+/// #[gate(fallback = Archive)] #[to(Refund, Escalate)]   // error on `Archive`
+/// Classify,
+/// ```
+pub fn gate_fallback(r: &mut Report, m: &Machine, s: &State) {
+    let Some(fallback) = &s.fallback else { return };
+    if s.kind != Kind::Gate {
+        return;
+    }
+    if !s.targets.contains(fallback) {
+        let moves: Vec<String> = s.targets.iter().map(|t| format!("`{t}`")).collect();
+        r.error(
+            Pos::on(s, Part::Fallback),
+            fallback.span(),
+            format!(
+                "`fallback = {fallback}` is not a move of gate `{}`: the fallback must be one of its moves ({}), so a failed decision still takes a declared transition",
+                s.ident,
+                moves.join(", ")
+            ),
+        );
+        return;
+    }
+    if let Some(target) = m.state(fallback)
+        && target.payload.len() > 1
+    {
+        r.error(
+            Pos::on(s, Part::Fallback),
+            fallback.span(),
+            format!(
+                "the fallback move `{fallback}` has {} fields, but it is built from the failed decision: give it no payload or exactly one field, e.g. `{fallback} {{ reason: String }}` (the failure as text)",
+                target.payload.len()
+            ),
+        );
+    }
+}
+
 /// The `on_exhausted` state is built from the `BoundHit` that ended the
 /// run's normal course, so it carries no payload or exactly one field.
 ///

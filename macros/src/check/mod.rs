@@ -28,6 +28,7 @@ pub fn machine(cx: &Ctxt, m: &Machine) {
         local::duplicate_target(&mut report, s);
         local::max_visits_on_terminal(&mut report, s);
         local::gate_move_payload(&mut report, m, s);
+        local::gate_fallback(&mut report, m, s);
     }
     local::on_exhausted_payload(&mut report, m);
     graph::unknown_target(&mut report, m);
@@ -60,6 +61,8 @@ pub enum Pos {
 /// A place on one state, in the order they usually appear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Part {
+    /// The `#[gate(fallback = ..)]` argument.
+    Fallback,
     /// The `#[to]` attribute (`None`) or its n-th target.
     To(Option<usize>),
     MaxVisits,

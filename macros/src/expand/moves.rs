@@ -141,6 +141,7 @@ fn gate_moves(m: &Machine, s: &State, targets: &[&State]) -> TokenStream {
             const _: () = #p::assert_gate_payload::<#ty>();
         }
     });
+    let fallback = fallback(m, s);
     quote! {
         #[automatically_derived]
         impl #p::GateMoves for #name {
@@ -148,12 +149,50 @@ fn gate_moves(m: &Machine, s: &State, targets: &[&State]) -> TokenStream {
             const GATE: &'static str = #gate;
             const GATE_DOC: &'static str = #gate_doc;
             const MOVES: &'static [#p::MoveInfo] = &[#(#moves),*];
+            #fallback
             fn spec() -> &'static #p::GateSpec {
                 static __SPEC: ::std::sync::OnceLock<#p::GateSpec> = ::std::sync::OnceLock::new();
                 __SPEC.get_or_init(#p::GateSpec::build::<#name>)
             }
         }
         #(#checks)*
+    }
+}
+
+/// `GateMoves::fallback`: the declared fallback move, built from the
+/// failure (its one field, if any, through `FromGateFailure`).
+fn fallback(m: &Machine, s: &State) -> TokenStream {
+    let p = &m.private;
+    // A fallback that is not one of the gate's moves was reported by the
+    // checks; generating it would only add a second error.
+    let Some(target) = s
+        .fallback
+        .as_ref()
+        .filter(|f| s.targets.contains(f))
+        .and_then(|f| m.state(f))
+    else {
+        return TokenStream::new();
+    };
+    let name = names::next_enum(s);
+    let ident = &target.ident;
+    let from = |ty: &syn::Type| quote_spanned!(ty.span()=> <#ty as #p::FromGateFailure>::from_failure(__failure));
+    let value = match &target.payload {
+        Payload::Unit => quote!(#name::#ident),
+        Payload::Tuple(t) if t.len() == 1 => {
+            let v = from(&t[0]);
+            quote!(#name::#ident(#v))
+        }
+        Payload::Struct(f) if f.len() == 1 => {
+            let (field, ty) = &f[0];
+            let v = from(ty);
+            quote!(#name::#ident { #field: #v })
+        }
+        _ => return TokenStream::new(),
+    };
+    quote! {
+        fn fallback(__failure: &#p::GateFailure) -> ::core::option::Option<Self> {
+            ::core::option::Option::Some(#value)
+        }
     }
 }
 

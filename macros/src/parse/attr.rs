@@ -10,7 +10,7 @@ use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitInt, Meta, Token};
 use crate::check::suggest::did_you_mean;
 use crate::ctxt::Ctxt;
 use crate::model::Kind;
-use crate::symbol::{GATE, INITIAL, MAX_VISITS, STATE_ATTRS, TERMINAL, TO, WAIT};
+use crate::symbol::{FALLBACK, GATE, INITIAL, MAX_VISITS, STATE_ATTRS, TERMINAL, TO, WAIT};
 
 /// What the attributes of one variant say.
 #[derive(Default)]
@@ -20,6 +20,8 @@ pub struct StateAttrs {
     pub targets: Vec<Ident>,
     pub to_span: Option<Span>,
     pub max_visits: Option<(u32, Span)>,
+    /// `#[gate(fallback = X)]`.
+    pub fallback: Option<Ident>,
     pub doc: String,
     /// Attributes that are not ours, kept on the variant.
     pub other: Vec<Attribute>,
@@ -56,7 +58,11 @@ pub fn parse_state_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StateAttrs {
                 out.initial = Some(attr.span());
             }
             TERMINAL | GATE | WAIT => {
-                no_args(cx, attr, &name);
+                if name == GATE && matches!(attr.meta, Meta::List(_)) {
+                    out.fallback = gate_fallback(cx, attr);
+                } else {
+                    no_args(cx, attr, &name);
+                }
                 let kind = match name.as_str() {
                     TERMINAL => Kind::Terminal,
                     GATE => Kind::Gate,
@@ -177,5 +183,32 @@ mod tests {
                 "`#[terminal]` is given twice on this state; keep one",
             ]
         );
+    }
+}
+
+/// `#[gate(fallback = State)]`.
+fn gate_fallback(cx: &Ctxt, attr: &Attribute) -> Option<Ident> {
+    let parsed = attr.parse_args_with(|input: syn::parse::ParseStream<'_>| {
+        let key: Ident = input.parse()?;
+        input.parse::<Token![=]>()?;
+        let value: Ident = input.parse()?;
+        Ok((key, value))
+    });
+    match parsed {
+        Ok((key, value)) if key == FALLBACK => Some(value),
+        Ok((key, _)) => {
+            cx.error_spanned_by(
+                &key,
+                format!("unknown gate argument `{key}`; expected `fallback`, e.g. `#[gate(fallback = Escalate)]`"),
+            );
+            None
+        }
+        Err(_) => {
+            cx.error_spanned_by(
+                attr,
+                "`#[gate(..)]` takes `fallback = State`, e.g. `#[gate(fallback = Escalate)]`",
+            );
+            None
+        }
     }
 }

@@ -62,6 +62,7 @@ pub fn machine(cx: &Ctxt, args: TokenStream, item: &ItemEnum) -> Machine {
             targets: attrs.targets,
             to_span: attrs.to_span,
             max_visits: attrs.max_visits,
+            fallback: attrs.fallback,
             payload,
             fields,
             doc: attrs.doc,

@@ -6,7 +6,9 @@ use crate::bounds::{BoundHit, Usage, millis};
 use crate::llm::{Answer, FinishReason, Message, ModelRequest};
 use crate::runner::Env;
 
-use super::{Attempt, DecidedBy, Decision, DecisionRecord, GateError, GateMoves, GateSpec};
+use super::{
+    Attempt, DecidedBy, Decision, DecisionRecord, GateError, GateFailure, GateMoves, GateSpec,
+};
 use super::{decode_answer, encode_move};
 
 /// The system message for a gate: what it is and which moves it has.
@@ -53,10 +55,65 @@ fn check_budget(env: &Env, used: &Usage, max_output: Option<u32>) -> Result<(), 
     Ok(())
 }
 
+/// Asks the model for gate `N`'s move; on a failed decision takes the
+/// gate's fallback move if it declares one.
 pub(crate) async fn decide<N: GateMoves>(
     env: &Env,
     run_usage: &mut Usage,
     prompt: String,
+) -> Result<Decision<N>, GateError> {
+    let spec = N::spec();
+    let started = Instant::now();
+    let mut usage = Usage::default();
+    let mut messages = Vec::new();
+    let error = match ask::<N>(env, run_usage, &mut usage, &mut messages, prompt, started).await {
+        Ok(decision) => return Ok(decision),
+        // Budgets and configuration are not the model's failure: no fallback.
+        Err(e @ (GateError::Bound(_) | GateError::NoModel { .. })) => return Err(e),
+        Err(e) => e,
+    };
+    let attempts = match &error {
+        GateError::InvalidDecision { attempts, .. } | GateError::Truncated { attempts, .. } => {
+            attempts.clone()
+        }
+        _ => Vec::new(),
+    };
+    let failure = GateFailure {
+        gate: spec.gate.to_owned(),
+        error: error.to_string(),
+        attempts,
+    };
+    let Some(next) = N::fallback(&failure) else {
+        return Err(error);
+    };
+    tracing::warn!(
+        gate = spec.gate,
+        "no valid decision, taking the fallback move: {error}"
+    );
+    let (chosen, payload) = encode_move(&next);
+    let record = DecisionRecord {
+        gate: failure.gate,
+        chosen: chosen.to_owned(),
+        payload,
+        messages,
+        decided_by: DecidedBy::Fallback {
+            error: failure.error,
+        },
+        attempts: failure.attempts,
+        usage,
+        latency_ms: millis(started.elapsed()),
+    };
+    Ok(Decision::new(next, record))
+}
+
+/// The ask-parse-repair loop.
+async fn ask<N: GateMoves>(
+    env: &Env,
+    run_usage: &mut Usage,
+    usage: &mut Usage,
+    messages: &mut Vec<Message>,
+    prompt: String,
+    started: Instant,
 ) -> Result<Decision<N>, GateError> {
     let spec = N::spec();
     let gate = || spec.gate.to_owned();
@@ -73,11 +130,10 @@ pub(crate) async fn decide<N: GateMoves>(
         ],
         options: env.call_options.clone(),
     };
-    let started = Instant::now();
     let mut attempts = Vec::new();
-    let mut usage = Usage::default();
     for _ in 0..=env.max_repairs {
         check_budget(env, run_usage, request.options.max_output_tokens)?;
+        messages.clone_from(&request.messages);
         let response = model
             .complete(&request)
             .await
@@ -112,11 +168,12 @@ pub(crate) async fn decide<N: GateMoves>(
                     gate: gate(),
                     chosen: chosen.to_owned(),
                     payload,
+                    messages: std::mem::take(messages),
                     decided_by: DecidedBy::Model {
                         model: response.model.clone(),
                     },
                     attempts,
-                    usage,
+                    usage: *usage,
                     latency_ms: millis(started.elapsed()),
                 };
                 return Ok(Decision::new(next, record));

@@ -62,6 +62,49 @@ pub trait GateMoves: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     /// The gate's schemas and tools, built once.
     fn spec() -> &'static GateSpec;
+
+    /// The move to take when no valid decision comes (`#[gate(fallback = X)]`);
+    /// `None` when the gate declares none, and the gate then fails.
+    fn fallback(failure: &GateFailure) -> Option<Self> {
+        let _ = failure;
+        None
+    }
+}
+
+/// A gate decision that failed: what a fallback move is built from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GateFailure {
+    /// The gate.
+    pub gate: String,
+    /// Why it failed.
+    pub error: String,
+    /// Every answer and why it was rejected.
+    pub attempts: Vec<Attempt>,
+}
+
+/// Builds a fallback move's field from a failed decision.
+///
+/// Implemented for `String` (the failure as text) and [`GateFailure`];
+/// implement it for your own type to carry more.
+#[diagnostic::on_unimplemented(
+    message = "the fallback move's field `{Self}` cannot be built from a failed decision",
+    note = "use `String` (the failure as text) or `GateFailure`, or implement `guiderail::FromGateFailure` for `{Self}`"
+)]
+pub trait FromGateFailure {
+    /// The value for this failure.
+    fn from_failure(failure: &GateFailure) -> Self;
+}
+
+impl FromGateFailure for String {
+    fn from_failure(failure: &GateFailure) -> Self {
+        format!("no valid decision at `{}`: {}", failure.gate, failure.error)
+    }
+}
+
+impl FromGateFailure for GateFailure {
+    fn from_failure(failure: &GateFailure) -> Self {
+        failure.clone()
+    }
 }
 
 /// Who decided a gate's move.
@@ -78,10 +121,15 @@ pub enum DecidedBy {
         /// Why.
         reason: String,
     },
+    /// No valid decision came; the gate's declared fallback move was taken.
+    Fallback {
+        /// Why the decision failed.
+        error: String,
+    },
 }
 
 /// One answer of the model at a gate, and why it was rejected (if it was).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Attempt {
     /// The answer as the model wrote it.
     pub raw: String,
@@ -90,7 +138,7 @@ pub struct Attempt {
 }
 
 /// How a gate decided: kept with the transition and in events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionRecord {
     /// The gate state.
     pub gate: String,
@@ -98,6 +146,9 @@ pub struct DecisionRecord {
     pub chosen: String,
     /// The chosen move's payload as JSON.
     pub payload: serde_json::Value,
+    /// The conversation as last sent to the model (system, prompt, repair
+    /// requests); empty for overrides. Never contains credentials.
+    pub messages: Vec<crate::llm::Message>,
     /// Model or override.
     pub decided_by: DecidedBy,
     /// Every answer, in order; the last is the accepted one.
@@ -127,6 +178,7 @@ impl<N: GateMoves> Decision<N> {
                 gate: N::GATE.to_owned(),
                 chosen: chosen.to_owned(),
                 payload,
+                messages: Vec::new(),
                 decided_by: DecidedBy::Override {
                     reason: reason.into(),
                 },
