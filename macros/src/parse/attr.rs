@@ -155,6 +155,33 @@ fn kind_conflict(first: Kind, second: Kind) -> String {
     }
 }
 
+/// `#[gate(fallback = State)]`.
+fn gate_fallback(cx: &Ctxt, attr: &Attribute) -> Option<Ident> {
+    let parsed = attr.parse_args_with(|input: syn::parse::ParseStream<'_>| {
+        let key: Ident = input.parse()?;
+        input.parse::<Token![=]>()?;
+        let value: Ident = input.parse()?;
+        Ok((key, value))
+    });
+    match parsed {
+        Ok((key, value)) if key == FALLBACK => Some(value),
+        Ok((key, _)) => {
+            cx.error_spanned_by(
+                &key,
+                format!("unknown gate argument `{key}`; expected `fallback`, e.g. `#[gate(fallback = Escalate)]`"),
+            );
+            None
+        }
+        Err(_) => {
+            cx.error_spanned_by(
+                attr,
+                "`#[gate(..)]` takes `fallback = State`, e.g. `#[gate(fallback = Escalate)]`",
+            );
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::check::tests::errors;
@@ -183,32 +210,5 @@ mod tests {
                 "`#[terminal]` is given twice on this state; keep one",
             ]
         );
-    }
-}
-
-/// `#[gate(fallback = State)]`.
-fn gate_fallback(cx: &Ctxt, attr: &Attribute) -> Option<Ident> {
-    let parsed = attr.parse_args_with(|input: syn::parse::ParseStream<'_>| {
-        let key: Ident = input.parse()?;
-        input.parse::<Token![=]>()?;
-        let value: Ident = input.parse()?;
-        Ok((key, value))
-    });
-    match parsed {
-        Ok((key, value)) if key == FALLBACK => Some(value),
-        Ok((key, _)) => {
-            cx.error_spanned_by(
-                &key,
-                format!("unknown gate argument `{key}`; expected `fallback`, e.g. `#[gate(fallback = Escalate)]`"),
-            );
-            None
-        }
-        Err(_) => {
-            cx.error_spanned_by(
-                attr,
-                "`#[gate(..)]` takes `fallback = State`, e.g. `#[gate(fallback = Escalate)]`",
-            );
-            None
-        }
     }
 }
