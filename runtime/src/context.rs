@@ -29,7 +29,7 @@ pub(crate) struct RunCore<C> {
 /// The handle a handler gets: the run's context value, where the run is,
 /// and (at gates) the model.
 ///
-/// ```ignore
+/// ```text
 /// async fn reply(&self, cx: &mut Cx<'_, Support>, draft: String) -> HandlerResult<ReplyNext> {
 ///     cx.context_mut().notes.push(draft);
 ///     Ok(ReplyNext::Done)

@@ -9,7 +9,7 @@ use crate::graph::StateInfo;
 /// Stored as 4-byte state indices; names come from the machine's graph.
 /// Compares equal to a list of names:
 ///
-/// ```ignore
+/// ```text
 /// assert_eq!(outcome.path, ["Intake", "Classify", "Done"]);
 /// ```
 #[derive(Clone, PartialEq, Eq)]

@@ -38,7 +38,7 @@ pub enum Scripted {
 /// Script typed moves with [`ScriptedModel::then`]: renaming a move then
 /// breaks the test's build instead of silently passing.
 ///
-/// ```ignore
+/// ```text
 /// let model = ScriptedModel::new()
 ///     .then(support::ClassifyNext::Escalate { reason: "legal".into() })
 ///     .then_raw("not json"); // the next gate gets a bad answer
