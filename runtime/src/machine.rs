@@ -65,7 +65,7 @@ pub enum Step<M> {
 /// handler, so a step allocates nothing.
 #[diagnostic::on_unimplemented(
     message = "`{H}` does not handle the states of `{Self}`",
-    note = "implement the machine's `Handlers` trait for `{H}`, for example with `#[guiderail::handlers({Self})]` on an `impl` block"
+    note = "implement the machine's `Handlers` trait for `{H}`: `#[guiderail::handlers] impl <machine module>::Handlers for {H} {{ .. }}`"
 )]
 pub trait Dispatch<H: ?Sized>: Machine {
     /// Runs the handler of the current state.

@@ -34,7 +34,7 @@ pub fn trait_def(m: &Machine, item_vis: &TokenStream) -> TokenStream {
     let machine = &m.ident;
     let message = format!("`{{Self}}` does not handle the states of `{machine}`");
     let note = format!(
-        "implement `{}::Handlers` for `{{Self}}`, or put `#[guiderail::handlers({machine})]` on an `impl` block of it",
+        "implement it: `#[guiderail::handlers] impl {}::Handlers for {{Self}} {{{{ .. }}}}`, one `async fn` per state that runs code",
         names::module(m)
     );
     let methods = m.states.iter().filter(|s| handles(s)).map(|s| {
