@@ -13,7 +13,8 @@ runs="${RUNS:-5}"
 mkdir -p "$work"
 
 gen() { # gen N with_macro
-  local n=$1 with=$2 dir="$work/m${n}_${with}"
+  local n=$1 with=$2
+  local dir="$work/m${n}_${with}"
   mkdir -p "$dir/src"
   cat >"$dir/Cargo.toml" <<TOML
 [package]

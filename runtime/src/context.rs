@@ -1,7 +1,5 @@
 //! What a handler sees of its run: [`Cx`].
 
-use std::time::Instant;
-
 use crate::bounds::{BoundHit, Usage};
 use crate::gate::{self, Decision, GateError, GateMoves};
 use crate::graph::StateInfo;
@@ -22,7 +20,9 @@ pub(crate) struct RunCore<C> {
     pub(crate) usage: Usage,
     pub(crate) decisions: u64,
     pub(crate) bound_hit: Option<BoundHit>,
-    pub(crate) started: Instant,
+    /// When the run started, on tokio's clock: the same clock as the
+    /// handler timeouts, so a paused test clock moves both.
+    pub(crate) started: tokio::time::Instant,
     pub(crate) wrap_up_steps: Option<u64>,
 }
 

@@ -37,7 +37,7 @@ fn instructions(spec: &GateSpec) -> String {
 fn check_budget(env: &Env, used: &Usage, max_output: Option<u32>) -> Result<(), GateError> {
     if let Some(limit) = env.bounds.tokens() {
         let reserve = u64::from(max_output.unwrap_or(0));
-        if used.total_tokens() + reserve > limit || used.total_tokens() >= limit {
+        if used.total_tokens().saturating_add(reserve) > limit || used.total_tokens() >= limit {
             return Err(GateError::Bound(BoundHit::Tokens {
                 limit,
                 used: used.total_tokens(),

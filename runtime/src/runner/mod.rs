@@ -5,7 +5,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use crate::bounds::{BoundHit, Bounds, Usage};
 use crate::context::RunCore;
@@ -434,7 +433,7 @@ impl Runner {
             usage: Usage::default(),
             decisions: 0,
             bound_hit: None,
-            started: Instant::now(),
+            started: tokio::time::Instant::now(),
             wrap_up_steps: None,
         }
     }

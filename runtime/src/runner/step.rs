@@ -3,8 +3,9 @@
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{Ended, Env, Outcome, Suspended};
@@ -74,16 +75,18 @@ where
     M: Dispatch<H>,
     H: ?Sized + Sync,
 {
-    let graph = M::graph();
-    let limits = Limits::new(env, graph);
+    // `M::graph()` is called where it is used rather than kept in a local:
+    // a local would live in the run's future, while the call inlines to the
+    // address of a `static`, so the per-state lookups become constant loads.
+    let limits = Limits::new(env, M::graph());
     {
         loop {
             let idx = state.state_index();
-            let info = &graph.states[idx];
+            let info = &M::graph().states[idx];
             // Every entry into a non-terminal state is one step (for a wait
             // state, the signal that moves it on).
             if info.kind != StateKind::Terminal {
-                if let Some(hit) = bound_hit(env, &limits, graph, &core, idx) {
+                if let Some(hit) = bound_hit(env, &limits, M::graph(), &core, idx) {
                     state = exhausted::<M>(env, info.name, &mut core, hit)?;
                     continue;
                 }
@@ -128,7 +131,7 @@ where
                     core.path.push(to as u32);
                     env.emit(core.run_id, M::NAME, || EventKind::Transition {
                         from: info.name.into(),
-                        to: graph.states[to].name.into(),
+                        to: M::graph().states[to].name.into(),
                         step: core.steps,
                         via,
                     });
@@ -157,7 +160,7 @@ where
                         steps: core.steps,
                         usage: core.usage,
                     });
-                    let path = Path::new(graph.states, std::mem::take(&mut core.path));
+                    let path = Path::new(M::graph().states, std::mem::take(&mut core.path));
                     let RunCore {
                         run_id,
                         context,
