@@ -188,3 +188,74 @@ async fn without_a_fallback_the_run_fails_with_every_attempt() {
         other => panic!("expected InvalidDecision, got {other:?}"),
     }
 }
+
+/// A wrap-up state that is itself a gate.
+#[guiderail::machine(context = (), on_exhausted = Summarize)]
+#[derive(Debug, PartialEq)]
+pub enum Budgeted {
+    #[initial]
+    #[gate]
+    #[max_visits(5)]
+    #[to(Think, Done)]
+    Think,
+    /// Sum up what was found when the budget runs out.
+    #[gate]
+    #[to(Done)]
+    Summarize(BoundHit),
+    #[terminal]
+    Done,
+}
+
+struct BudgetAgent;
+
+#[guiderail::handlers]
+impl budgeted::Handlers for BudgetAgent {
+    async fn think(
+        &self,
+        cx: &mut Cx<'_, Budgeted>,
+    ) -> HandlerResult<Decision<budgeted::ThinkNext>> {
+        Ok(cx.decide("think").await?)
+    }
+    async fn summarize(
+        &self,
+        cx: &mut Cx<'_, Budgeted>,
+        _payload: BoundHit,
+    ) -> HandlerResult<Decision<budgeted::SummarizeNext>> {
+        Ok(cx.decide("sum up").await?)
+    }
+}
+
+#[tokio::test]
+async fn a_wrap_up_gate_still_asks_the_model_after_the_budget_is_spent() {
+    let usage = guiderail::Usage {
+        input_tokens: 80,
+        output_tokens: 20,
+        cost_micros: 0,
+    };
+    let model = ScriptedModel::new()
+        .then(budgeted::ThinkNext::Think)
+        .then(budgeted::SummarizeNext::Done)
+        .with_usage(usage);
+    let runner = Runner::builder()
+        .model(model)
+        .bounds(Bounds::default().max_tokens(100))
+        .build();
+    let outcome = runner
+        .start(&BudgetAgent, Budgeted::start(), ())
+        .await
+        .unwrap()
+        .finished()
+        .unwrap();
+    // The first decision spends the whole budget; entering `Think` again
+    // hits it, and the wrap-up gate still gets its answer.
+    assert_eq!(outcome.path, ["Think", "Think", "Summarize", "Done"]);
+    assert!(matches!(
+        outcome.bound_hit,
+        Some(BoundHit::Tokens {
+            limit: 100,
+            used: 100
+        })
+    ));
+    assert_eq!(outcome.decisions, 2);
+    assert_eq!(outcome.usage.total_tokens(), 200);
+}

@@ -103,6 +103,7 @@ impl<M: Machine> Cx<'_, M> {
         &mut self,
         prompt: impl Into<String>,
     ) -> Result<Decision<N>, GateError> {
-        gate::decide::<N>(self.env, &mut self.run.usage, prompt.into()).await
+        let wrapping_up = self.run.wrap_up_steps.is_some();
+        gate::decide::<N>(self.env, &mut self.run.usage, wrapping_up, prompt.into()).await
     }
 }

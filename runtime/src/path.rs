@@ -4,7 +4,9 @@ use std::fmt;
 
 use crate::graph::StateInfo;
 
-/// Every state a run entered, in order, the initial and last included.
+/// Every state a run moved to, in order, the initial and last included. A
+/// state whose entry hit a bound is included (the run moved there, then the
+/// bound stopped it or sent it to its wrap-up state).
 ///
 /// Stored as 4-byte state indices; names come from the machine's graph.
 /// Compares equal to a list of names:

@@ -60,13 +60,23 @@ fn check_budget(env: &Env, used: &Usage, max_output: Option<u32>) -> Result<(), 
 pub(crate) async fn decide<N: GateMoves>(
     env: &Env,
     run_usage: &mut Usage,
+    wrapping_up: bool,
     prompt: String,
 ) -> Result<Decision<N>, GateError> {
     let spec = N::spec();
     let started = Instant::now();
     let mut usage = Usage::default();
     let mut messages = Vec::new();
-    let error = match ask::<N>(env, run_usage, &mut usage, &mut messages, prompt, started).await {
+    let asked = ask::<N>(
+        env,
+        run_usage,
+        wrapping_up,
+        &mut usage,
+        &mut messages,
+        prompt,
+        started,
+    );
+    let error = match asked.await {
         Ok(decision) => return Ok(decision),
         // Budgets and configuration are not the model's failure: no fallback.
         Err(e @ (GateError::Bound(_) | GateError::NoModel { .. })) => return Err(e),
@@ -110,6 +120,7 @@ pub(crate) async fn decide<N: GateMoves>(
 async fn ask<N: GateMoves>(
     env: &Env,
     run_usage: &mut Usage,
+    wrapping_up: bool,
     usage: &mut Usage,
     messages: &mut Vec<Message>,
     prompt: String,
@@ -132,7 +143,11 @@ async fn ask<N: GateMoves>(
     };
     let mut attempts = Vec::new();
     for _ in 0..=env.max_repairs {
-        check_budget(env, run_usage, request.options.max_output_tokens)?;
+        // A run that is wrapping up after a bound hit is past its budgets
+        // already; only the wrap-up allowance limits it.
+        if !wrapping_up {
+            check_budget(env, run_usage, request.options.max_output_tokens)?;
+        }
         messages.clone_from(&request.messages);
         let response = model
             .complete(&request)
