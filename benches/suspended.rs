@@ -84,7 +84,11 @@ fn main() {
     let heap_per_run = (heap_after - heap_before) as f64 / RUNS as f64;
     println!("suspended runs: {RUNS}");
     println!("size_of::<Suspended<Approval>>(): {inline} bytes (context u64 included)");
-    println!("heap per suspended run (incl. its slot in the Vec): {heap_per_run:.0} bytes");
+    println!("heap per suspended run beyond its Suspended value: {heap_per_run:.0} bytes");
+    println!(
+        "total per suspended run: {:.0} bytes",
+        inline as f64 + heap_per_run
+    );
     if let (Some(a), Some(b)) = (rss_before, rss_after) {
         println!(
             "resident-set growth per run: {:.0} bytes",

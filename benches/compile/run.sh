@@ -6,8 +6,9 @@
 # expansion plus type-checking what it generates.
 #
 # Run with: benches/compile/run.sh            (results in docs/benchmarks.md)
+# GUIDERAIL_ROOT=DIR measures another checkout (e.g. a clean clone of HEAD).
 set -euo pipefail
-root="$(cd "$(dirname "$0")/../.." && pwd)"
+root="${GUIDERAIL_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}"
 work="${TMPDIR:-/tmp}/guiderail-compile-bench"
 runs="${RUNS:-5}"
 mkdir -p "$work"
