@@ -63,6 +63,9 @@ fn provider_overhead(c: &mut Criterion) {
     let url = format!("{base}/chat/completions");
 
     let mut group = c.benchmark_group("provider_call");
+    group.bench_function("openai_encode_request", |b| {
+        b.iter(|| black_box(serde_json::to_vec(&model.request_body(black_box(&request))).unwrap()))
+    });
     group.bench_function("openai_provider", |b| {
         b.iter(|| rt.block_on(async { black_box(model.complete(&request).await.unwrap()) }))
     });

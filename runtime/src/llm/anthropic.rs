@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::http::{Transport, secret_header, tool_description, var};
@@ -153,35 +153,32 @@ impl Anthropic {
 
     /// The request body for `request` (without secrets).
     pub fn request_body(&self, request: &ModelRequest) -> Value {
+        serde_json::to_value(self.body(request)).unwrap_or(Value::Null)
+    }
+
+    /// The request body, borrowing the gate's cached tool schemas:
+    /// serialised straight to bytes, with no copy of a schema per call.
+    fn body<'a>(&'a self, request: &'a ModelRequest) -> Body<'a> {
         let spec = request.gate;
         let options = &request.options;
-        let model = options.model.as_deref().unwrap_or(&self.model);
         let (system, messages) = messages(&request.messages);
-        let tools: Vec<Value> = spec
-            .moves
-            .iter()
-            .map(|m| {
-                json!({
-                    "name": m.name,
-                    "description": tool_description(m.name, m.doc),
-                    "input_schema": m.tool_parameters,
+        Body {
+            model: options.model.as_deref().unwrap_or(&self.model),
+            max_tokens: options.max_output_tokens.unwrap_or(self.max_tokens),
+            system: (!system.is_empty()).then_some(system),
+            messages,
+            tools: spec
+                .moves
+                .iter()
+                .map(|m| Tool {
+                    name: m.name,
+                    description: tool_description(m.name, m.doc),
+                    input_schema: &m.tool_parameters,
                 })
-            })
-            .collect();
-        let mut body = json!({
-            "model": model,
-            "max_tokens": options.max_output_tokens.unwrap_or(self.max_tokens),
-            "messages": messages,
-            "tools": tools,
-            "tool_choice": { "type": "any" },
-        });
-        if !system.is_empty() {
-            body["system"] = json!(system);
+                .collect(),
+            tool_choice: ToolChoice { kind: "any" },
+            temperature: options.temperature,
         }
-        if let Some(t) = options.temperature {
-            body["temperature"] = json!(t);
-        }
-        body
     }
 
     fn headers(&self) -> Result<HeaderMap, ModelError> {
@@ -195,7 +192,7 @@ impl Anthropic {
     }
 
     async fn call(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
-        let body = serde_json::to_vec(&self.request_body(request))
+        let body = serde_json::to_vec(&self.body(request))
             .map_err(|e| ModelError::Protocol(format!("cannot encode the request: {e}")))?;
         let url = format!("{}/v1/messages", self.base_url);
         let answer = self
@@ -222,6 +219,33 @@ impl Model for Anthropic {
 
 /// The system text and the turns, consecutive blocks of one role merged
 /// into one turn (the API wants user and assistant to alternate).
+/// A Messages API request body.
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    messages: Vec<Value>,
+    tools: Vec<Tool<'a>>,
+    tool_choice: ToolChoice,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+}
+
+#[derive(Serialize)]
+struct Tool<'a> {
+    name: &'a str,
+    description: String,
+    input_schema: &'a Value,
+}
+
+#[derive(Serialize)]
+struct ToolChoice {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
 fn messages(messages: &[Message]) -> (String, Vec<Value>) {
     let mut system = Vec::new();
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::http::{Transport, secret_header, tool_description, var};
@@ -162,16 +162,15 @@ impl OpenAi {
 
     /// The request body for `request` (without secrets).
     pub fn request_body(&self, request: &ModelRequest) -> Value {
+        serde_json::to_value(self.body(request)).unwrap_or(Value::Null)
+    }
+
+    /// The request body, borrowing the gate's cached schemas: serialised
+    /// straight to bytes, with no copy of the schema per call.
+    fn body<'a>(&'a self, request: &'a ModelRequest) -> Body<'a> {
         let spec = request.gate;
         let options = &request.options;
-        let model = options.model.as_deref().unwrap_or(&self.model);
-        let mut body = json!({
-            "model": model,
-            "messages": messages(&request.messages),
-        });
-        if let Some(t) = options.temperature {
-            body["temperature"] = json!(t);
-        }
+        let (mut max_tokens, mut max_completion_tokens) = (None, None);
         if let Some(max) = options.max_output_tokens {
             let field = self
                 .max_tokens_field
@@ -180,43 +179,51 @@ impl OpenAi {
                 } else {
                     MaxTokensField::MaxTokens
                 });
-            let name = match field {
-                MaxTokensField::MaxCompletionTokens => "max_completion_tokens",
-                MaxTokensField::MaxTokens => "max_tokens",
-            };
-            body[name] = json!(max);
+            match field {
+                MaxTokensField::MaxCompletionTokens => max_completion_tokens = Some(max),
+                MaxTokensField::MaxTokens => max_tokens = Some(max),
+            }
         }
+        let mut body = Body {
+            model: options.model.as_deref().unwrap_or(&self.model),
+            messages: messages(&request.messages),
+            temperature: options.temperature,
+            max_tokens,
+            max_completion_tokens,
+            response_format: None,
+            tools: None,
+            tool_choice: None,
+            parallel_tool_calls: None,
+        };
         match options.encoding {
             Encoding::StructuredOutput => {
-                let mut schema = json!({
-                    "name": schema_name(spec.gate),
-                    "strict": spec.strict,
-                    "schema": spec.output_schema,
+                body.response_format = Some(ResponseFormat {
+                    kind: "json_schema",
+                    json_schema: JsonSchemaFormat {
+                        name: schema_name(spec.gate),
+                        description: (!spec.doc.is_empty()).then_some(spec.doc),
+                        strict: spec.strict,
+                        schema: &spec.output_schema,
+                    },
                 });
-                if !spec.doc.is_empty() {
-                    schema["description"] = json!(spec.doc);
-                }
-                body["response_format"] = json!({ "type": "json_schema", "json_schema": schema });
             }
             Encoding::Tools => {
-                let tools: Vec<Value> = spec
-                    .moves
-                    .iter()
-                    .map(|m| {
-                        json!({
-                            "type": "function",
-                            "function": {
-                                "name": m.name,
-                                "description": tool_description(m.name, m.doc),
-                                "parameters": m.tool_parameters,
-                                "strict": spec.strict,
+                body.tools = Some(
+                    spec.moves
+                        .iter()
+                        .map(|m| Tool {
+                            kind: "function",
+                            function: Function {
+                                name: m.name,
+                                description: tool_description(m.name, m.doc),
+                                parameters: &m.tool_parameters,
+                                strict: spec.strict,
                             },
                         })
-                    })
-                    .collect();
-                body["tools"] = Value::Array(tools);
-                body["tool_choice"] = json!("required");
-                body["parallel_tool_calls"] = json!(false);
+                        .collect(),
+                );
+                body.tool_choice = Some("required");
+                body.parallel_tool_calls = Some(false);
             }
         }
         body
@@ -235,7 +242,7 @@ impl OpenAi {
     }
 
     async fn call(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
-        let body = serde_json::to_vec(&self.request_body(request))
+        let body = serde_json::to_vec(&self.body(request))
             .map_err(|e| ModelError::Protocol(format!("cannot encode the request: {e}")))?;
         let url = format!("{}/chat/completions", self.base_url);
         let answer = self
@@ -261,6 +268,58 @@ impl Model for OpenAi {
 }
 
 /// A `json_schema` name: `[a-zA-Z0-9_-]{1,64}`.
+/// A Chat Completions request body.
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    messages: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<ResponseFormat<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<Vec<Tool<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel_tool_calls: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct ResponseFormat<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    json_schema: JsonSchemaFormat<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonSchemaFormat<'a> {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    strict: bool,
+    schema: &'a Value,
+}
+
+#[derive(Serialize)]
+struct Tool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: Function<'a>,
+}
+
+#[derive(Serialize)]
+struct Function<'a> {
+    name: &'a str,
+    description: String,
+    parameters: &'a Value,
+    strict: bool,
+}
+
 fn schema_name(gate: &str) -> String {
     let name: String = gate
         .chars()
