@@ -2,7 +2,8 @@
 # Compile-time cost of #[guiderail::machine] for machines of 10, 50 and 200
 # states. For each size it generates two crates beside each other — the same
 # enum with the macro, and the bare enum without it — builds each from clean
-# (dependencies already built) and reports the difference: the macro's
+# (dependencies already built, in one target directory shared by all) and
+# reports the difference: the macro's
 # expansion plus type-checking what it generates.
 #
 # Run with: benches/compile/run.sh            (results in docs/benchmarks.md)
@@ -54,12 +55,12 @@ TOML
 
 build_time() { # median of $runs clean builds of the crate's own code, seconds
   local dir=$1 times=()
-  (cd "$dir" && CARGO_TARGET_DIR="$dir/target" cargo build -q 2>/dev/null) # deps
+  (cd "$dir" && CARGO_TARGET_DIR="$work/target" cargo build -q) # dependencies, once
   for ((r = 0; r < runs; r++)); do
     touch "$dir/src/lib.rs"
     local t0 t1
     t0=$(date +%s.%N)
-    (cd "$dir" && CARGO_TARGET_DIR="$dir/target" cargo build -q)
+    (cd "$dir" && CARGO_TARGET_DIR="$work/target" cargo build -q)
     t1=$(date +%s.%N)
     times+=("$(echo "$t1 - $t0" | bc)")
   done
