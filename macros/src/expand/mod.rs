@@ -27,6 +27,7 @@ pub(crate) mod names;
 /// and duplicates left out) next to the errors, so the user sees our
 /// messages rather than "cannot find type `ClassifyNext`" follow-ups.
 pub fn machine(args: TokenStream, item: TokenStream) -> TokenStream {
+    let started = std::time::Instant::now();
     let item: ItemEnum = match syn::parse2(item.clone()) {
         Ok(item) => item,
         Err(e) => {
@@ -54,6 +55,14 @@ pub fn machine(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     if std::env::var_os("GUIDERAIL_MACROS_DEBUG").is_some() {
         eprintln!("{out}");
+    }
+    if std::env::var_os("GUIDERAIL_MACROS_TIME").is_some() {
+        eprintln!(
+            "guiderail: expanded `{}` ({} states) in {:.2} ms",
+            model.ident,
+            model.states.len(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
     }
     out
 }
