@@ -259,3 +259,59 @@ async fn a_wrap_up_gate_still_asks_the_model_after_the_budget_is_spent() {
     assert_eq!(outcome.decisions, 2);
     assert_eq!(outcome.usage.total_tokens(), 200);
 }
+
+#[derive(Debug, Default, Serialize)]
+pub struct Order {
+    pub order_id: u64,
+}
+
+/// A gate with its own repair limit.
+#[guiderail::machine(context = Order)]
+#[derive(Debug)]
+pub enum Patient {
+    #[initial]
+    #[gate(max_repairs = 4)]
+    #[to(Done)]
+    Decide,
+    #[terminal]
+    Done,
+}
+
+struct PatientAgent;
+
+#[guiderail::handlers]
+impl patient::Handlers for PatientAgent {
+    async fn decide(&self, cx: &mut Cx<'_, Patient>) -> HandlerResult<Decision<patient::DecideNext>> {
+        Ok(cx.decide_with_context("Is the order done?").await?)
+    }
+}
+
+#[tokio::test]
+async fn a_gate_repair_limit_overrides_the_runner_and_the_prompt_carries_the_context() {
+    // Four bad answers, then a good one: the runner allows 0 repairs, the
+    // gate 4.
+    let model = Arc::new(
+        ScriptedModel::new()
+            .then_raw("a")
+            .then_raw("b")
+            .then_raw("c")
+            .then_raw("d")
+            .then(patient::DecideNext::Done),
+    );
+    let runner = Runner::builder()
+        .shared_model(model.clone())
+        .max_repairs(0)
+        .build();
+    let outcome = runner
+        .start(&PatientAgent, Patient::start(), Order { order_id: 4417 })
+        .await
+        .unwrap()
+        .finished()
+        .unwrap();
+    assert_eq!(outcome.path, ["Decide", "Done"]);
+    let requests = model.requests();
+    assert_eq!(requests.len(), 5);
+    let first = serde_json::to_string(&requests[0].messages).unwrap();
+    assert!(first.contains("Is the order done?"), "{first}");
+    assert!(first.contains("\\\"order_id\\\": 4417"), "{first}");
+}

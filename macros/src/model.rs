@@ -69,6 +69,8 @@ pub struct State {
     /// `#[gate(fallback = X)]`: the move taken when a gate gets no valid
     /// decision.
     pub fallback: Option<Ident>,
+    /// `#[gate(max_repairs = N)]`.
+    pub max_repairs: Option<u32>,
     pub payload: Payload,
     /// The variant's fields as written (with their attributes), copied into
     /// the generated move enums.

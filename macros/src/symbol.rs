@@ -17,6 +17,8 @@ pub const MAX_VISITS: &str = "max_visits";
 
 /// `#[gate(fallback = State)]`: the move taken when no valid decision comes.
 pub const FALLBACK: &str = "fallback";
+/// `#[gate(max_repairs = N)]`: this gate's repair limit.
+pub const MAX_REPAIRS: &str = "max_repairs";
 
 /// All state attributes, in the order the docs list them.
 pub const STATE_ATTRS: &[&str] = &[INITIAL, TERMINAL, TO, GATE, WAIT, MAX_VISITS];

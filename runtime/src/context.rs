@@ -106,4 +106,19 @@ impl<M: Machine> Cx<'_, M> {
         let wrapping_up = self.run.wrap_up_steps.is_some();
         gate::decide::<N>(self.env, &mut self.run.usage, wrapping_up, prompt.into()).await
     }
+
+    /// Like [`Cx::decide`], with the run's context value appended to the
+    /// prompt as JSON, for gates whose decision depends on all of it.
+    pub async fn decide_with_context<N: GateMoves>(
+        &mut self,
+        prompt: impl Into<String>,
+    ) -> Result<Decision<N>, GateError>
+    where
+        M::Context: serde::Serialize,
+    {
+        let context = serde_json::to_string_pretty(&self.run.context)
+            .unwrap_or_else(|e| format!("(the context could not be written as JSON: {e})"));
+        let prompt = format!("{}\n\nContext (JSON):\n{context}", prompt.into());
+        self.decide(prompt).await
+    }
 }

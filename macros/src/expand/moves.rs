@@ -142,6 +142,10 @@ fn gate_moves(m: &Machine, s: &State, targets: &[&State]) -> TokenStream {
         }
     });
     let fallback = fallback(m, s);
+    let max_repairs = match s.max_repairs {
+        Some(n) => quote!(::core::option::Option::Some(#n)),
+        None => quote!(::core::option::Option::None),
+    };
     quote! {
         #[automatically_derived]
         impl #p::GateMoves for #name {
@@ -149,6 +153,7 @@ fn gate_moves(m: &Machine, s: &State, targets: &[&State]) -> TokenStream {
             const GATE: &'static str = #gate;
             const GATE_DOC: &'static str = #gate_doc;
             const MOVES: &'static [#p::MoveInfo] = &[#(#moves),*];
+            const MAX_REPAIRS: ::core::option::Option<u32> = #max_repairs;
             #fallback
             fn spec() -> &'static #p::GateSpec {
                 static __SPEC: ::std::sync::OnceLock<#p::GateSpec> = ::std::sync::OnceLock::new();

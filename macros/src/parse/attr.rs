@@ -10,7 +10,7 @@ use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitInt, Meta, Token};
 use crate::check::suggest::did_you_mean;
 use crate::ctxt::Ctxt;
 use crate::model::Kind;
-use crate::symbol::{FALLBACK, GATE, INITIAL, MAX_VISITS, STATE_ATTRS, TERMINAL, TO, WAIT};
+use crate::symbol::{FALLBACK, MAX_REPAIRS, GATE, INITIAL, MAX_VISITS, STATE_ATTRS, TERMINAL, TO, WAIT};
 
 /// What the attributes of one variant say.
 #[derive(Default)]
@@ -22,6 +22,8 @@ pub struct StateAttrs {
     pub max_visits: Option<(u32, Span)>,
     /// `#[gate(fallback = X)]`.
     pub fallback: Option<Ident>,
+    /// `#[gate(max_repairs = N)]`.
+    pub max_repairs: Option<u32>,
     pub doc: String,
     /// Attributes that are not ours, kept on the variant.
     pub other: Vec<Attribute>,
@@ -59,7 +61,7 @@ pub fn parse_state_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StateAttrs {
             }
             TERMINAL | GATE | WAIT => {
                 if name == GATE && matches!(attr.meta, Meta::List(_)) {
-                    out.fallback = gate_fallback(cx, attr);
+                    gate_args(cx, attr, &mut out);
                 } else {
                     no_args(cx, attr, &name);
                 }
@@ -155,29 +157,52 @@ fn kind_conflict(first: Kind, second: Kind) -> String {
     }
 }
 
-/// `#[gate(fallback = State)]`.
-fn gate_fallback(cx: &Ctxt, attr: &Attribute) -> Option<Ident> {
-    let parsed = attr.parse_args_with(|input: syn::parse::ParseStream<'_>| {
-        let key: Ident = input.parse()?;
-        input.parse::<Token![=]>()?;
-        let value: Ident = input.parse()?;
-        Ok((key, value))
-    });
-    match parsed {
-        Ok((key, value)) if key == FALLBACK => Some(value),
-        Ok((key, _)) => {
-            cx.error_spanned_by(
-                &key,
-                format!("unknown gate argument `{key}`; expected `fallback`, e.g. `#[gate(fallback = Escalate)]`"),
-            );
-            None
-        }
-        Err(_) => {
-            cx.error_spanned_by(
-                attr,
-                "`#[gate(..)]` takes `fallback = State`, e.g. `#[gate(fallback = Escalate)]`",
-            );
-            None
+/// `#[gate(fallback = State, max_repairs = N)]`, both optional.
+fn gate_args(cx: &Ctxt, attr: &Attribute, out: &mut StateAttrs) {
+    let parsed = attr.parse_args_with(
+        Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated,
+    );
+    let Ok(args) = parsed else {
+        cx.error_spanned_by(
+            attr,
+            "`#[gate(..)]` takes `fallback = State` and `max_repairs = N`, e.g. `#[gate(fallback = Escalate, max_repairs = 3)]`",
+        );
+        return;
+    };
+    for arg in args {
+        let key = arg
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        match key.as_str() {
+            FALLBACK => match &arg.value {
+                Expr::Path(p) if p.path.get_ident().is_some() => {
+                    out.fallback = p.path.get_ident().cloned();
+                }
+                other => cx.error_spanned_by(
+                    other,
+                    "`fallback` names one of the gate's moves, e.g. `fallback = Escalate`",
+                ),
+            },
+            MAX_REPAIRS => match &arg.value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Int(n), ..
+                }) if n.base10_parse::<u32>().is_ok() => {
+                    out.max_repairs = n.base10_parse::<u32>().ok();
+                }
+                other => cx.error_spanned_by(
+                    other,
+                    "`max_repairs` is a whole number, e.g. `max_repairs = 3`",
+                ),
+            },
+            _ => cx.error_spanned_by(
+                &arg.path,
+                format!(
+                    "unknown gate argument `{key}`; {}",
+                    crate::check::suggest::expected_one_of(&key, &[FALLBACK, MAX_REPAIRS])
+                ),
+            ),
         }
     }
 }

@@ -63,6 +63,7 @@ pub fn machine(cx: &Ctxt, args: TokenStream, item: &ItemEnum) -> Machine {
             to_span: attrs.to_span,
             max_visits: attrs.max_visits,
             fallback: attrs.fallback,
+            max_repairs: attrs.max_repairs,
             payload,
             fields,
             doc: attrs.doc,

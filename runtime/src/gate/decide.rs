@@ -142,7 +142,7 @@ async fn ask<N: GateMoves>(
         options: env.call_options.clone(),
     };
     let mut attempts = Vec::new();
-    for _ in 0..=env.max_repairs {
+    for _ in 0..=N::MAX_REPAIRS.unwrap_or(env.max_repairs) {
         // A run that is wrapping up after a bound hit is past its budgets
         // already; only the wrap-up allowance limits it.
         if !wrapping_up {

@@ -59,6 +59,9 @@ pub trait GateMoves: Serialize + DeserializeOwned + Send + Sync + 'static {
     const GATE_DOC: &'static str;
     /// The moves, in declaration order.
     const MOVES: &'static [MoveInfo];
+    /// `#[gate(max_repairs = N)]`: this gate's repair limit, instead of the
+    /// runner's.
+    const MAX_REPAIRS: Option<u32> = None;
 
     /// The gate's schemas and tools, built once.
     fn spec() -> &'static GateSpec;
