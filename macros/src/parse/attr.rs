@@ -10,7 +10,9 @@ use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitInt, Meta, Token};
 use crate::check::suggest::did_you_mean;
 use crate::ctxt::Ctxt;
 use crate::model::Kind;
-use crate::symbol::{FALLBACK, MAX_REPAIRS, GATE, INITIAL, MAX_VISITS, STATE_ATTRS, TERMINAL, TO, WAIT};
+use crate::symbol::{
+    FALLBACK, GATE, INITIAL, MAX_REPAIRS, MAX_VISITS, STATE_ATTRS, TERMINAL, TO, WAIT,
+};
 
 /// What the attributes of one variant say.
 #[derive(Default)]
@@ -159,9 +161,8 @@ fn kind_conflict(first: Kind, second: Kind) -> String {
 
 /// `#[gate(fallback = State, max_repairs = N)]`, both optional.
 fn gate_args(cx: &Ctxt, attr: &Attribute, out: &mut StateAttrs) {
-    let parsed = attr.parse_args_with(
-        Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated,
-    );
+    let parsed =
+        attr.parse_args_with(Punctuated::<syn::MetaNameValue, Token![,]>::parse_terminated);
     let Ok(args) = parsed else {
         cx.error_spanned_by(
             attr,
