@@ -281,7 +281,10 @@ struct PatientAgent;
 
 #[guiderail::handlers]
 impl patient::Handlers for PatientAgent {
-    async fn decide(&self, cx: &mut Cx<'_, Patient>) -> HandlerResult<Decision<patient::DecideNext>> {
+    async fn decide(
+        &self,
+        cx: &mut Cx<'_, Patient>,
+    ) -> HandlerResult<Decision<patient::DecideNext>> {
         Ok(cx.decide_with_context("Is the order done?").await?)
     }
 }

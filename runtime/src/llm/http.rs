@@ -587,57 +587,57 @@ pub(crate) fn var(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Optio
 /// `pricing`, `transport`, `model` and `base_url`.
 macro_rules! provider_settings {
     () => {
-    /// Sets the price table used for `Usage::cost_micros`.
-    #[must_use]
-    pub fn with_pricing(mut self, pricing: Pricing) -> Self {
-        self.pricing = pricing;
-        self
-    }
+        /// Sets the price table used for `Usage::cost_micros`.
+        #[must_use]
+        pub fn with_pricing(mut self, pricing: Pricing) -> Self {
+            self.pricing = pricing;
+            self
+        }
 
-    /// Sets timeouts and retries.
-    #[must_use]
-    pub fn with_http_options(mut self, options: HttpOptions) -> Self {
-        self.transport.set_options(options);
-        self
-    }
+        /// Sets timeouts and retries.
+        #[must_use]
+        pub fn with_http_options(mut self, options: HttpOptions) -> Self {
+            self.transport.set_options(options);
+            self
+        }
 
-    /// Sets the retry policy.
-    #[must_use]
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        let options = self.transport.options.retry(retry);
-        self.transport.set_options(options);
-        self
-    }
+        /// Sets the retry policy.
+        #[must_use]
+        pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+            let options = self.transport.options.retry(retry);
+            self.transport.set_options(options);
+            self
+        }
 
-    /// Sets the connect and the per-request timeouts.
-    #[must_use]
-    pub fn with_timeouts(mut self, connect: Duration, request: Duration) -> Self {
-        let options = self
-            .transport
-            .options
-            .connect_timeout(connect)
-            .request_timeout(request);
-        self.transport.set_options(options);
-        self
-    }
+        /// Sets the connect and the per-request timeouts.
+        #[must_use]
+        pub fn with_timeouts(mut self, connect: Duration, request: Duration) -> Self {
+            let options = self
+                .transport
+                .options
+                .connect_timeout(connect)
+                .request_timeout(request);
+            self.transport.set_options(options);
+            self
+        }
 
-    /// Uses this reqwest client (for a shared pool, proxies, custom TLS);
-    /// its own connect timeout applies.
-    #[must_use]
-    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
-        self.transport.set_client(client);
-        self
-    }
+        /// Uses this reqwest client (for a shared pool, proxies, custom TLS);
+        /// its own connect timeout applies.
+        #[must_use]
+        pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
+            self.transport.set_client(client);
+            self
+        }
 
-    /// The default model.
-    pub fn model(&self) -> &str {
-        &self.model
-    }
+        /// The default model.
+        pub fn model(&self) -> &str {
+            &self.model
+        }
 
-    /// The base URL.
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
+        /// The base URL.
+        pub fn base_url(&self) -> &str {
+            &self.base_url
+        }
     };
 }
 pub(crate) use provider_settings;
