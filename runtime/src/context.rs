@@ -24,6 +24,8 @@ pub(crate) struct RunCore<C> {
     /// handler timeouts, so a paused test clock moves both.
     pub(crate) started: tokio::time::Instant,
     pub(crate) wrap_up_steps: Option<u64>,
+    /// Checkpointed in the runner's store: `Cx::effect` journals.
+    pub(crate) durable: bool,
 }
 
 /// The handle a handler gets: the run's context value, where the run is,

@@ -87,6 +87,10 @@ pub enum RunErrorKind {
     /// The task running the run was cancelled (aborted or its runtime shut down).
     #[error("run was cancelled")]
     Cancelled,
+    /// A durable run's checkpoint could not be written (the run stays as
+    /// its latest checkpoint left it, and can be resumed).
+    #[error("checkpoint failed: {0}")]
+    Store(Box<crate::store::StoreError>),
 }
 
 /// A run that ended in an error, with where it was.

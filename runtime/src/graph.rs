@@ -102,6 +102,12 @@ pub struct Graph {
     pub on_exhausted: Option<usize>,
     /// The static worst case of one run.
     pub worst_case: WorstCase,
+    /// A hash of the graph's shape: state names, kinds and payload types,
+    /// and the moves (not docs or bounds), order-independent. Durable runs
+    /// store it, and a run stored under another fingerprint is not resumed
+    /// unless the runner allows it (`RunnerBuilder::allow_graph_change`).
+    /// 64-bit FNV-1a, computed by `#[machine]` at compile time.
+    pub fingerprint: u64,
     /// The graph as Mermaid `stateDiagram-v2` text.
     pub mermaid: &'static str,
     /// The graph as Graphviz DOT text.

@@ -17,6 +17,7 @@ mod machine;
 mod path;
 mod run_id;
 mod runner;
+pub mod store;
 
 #[doc(hidden)]
 pub mod __private;
@@ -34,4 +35,7 @@ pub use llm::{Model, ReplayModel, ScriptedModel};
 pub use machine::{Dispatch, Machine, Signal, Start, Step};
 pub use path::Path;
 pub use run_id::{ParseRunIdError, RunId};
-pub use runner::{Ended, Outcome, RunHandle, Runner, RunnerBuilder, SignalError, Suspended};
+pub use runner::{
+    DurableContext, DurableError, DurableMachine, Ended, Outcome, RunHandle, Runner, RunnerBuilder,
+    SignalError, Suspended,
+};

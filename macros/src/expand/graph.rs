@@ -6,7 +6,7 @@ use quote::quote;
 
 use super::moves;
 use crate::analysis::WorstCase;
-use crate::model::{Kind, Machine, State};
+use crate::model::{Kind, Machine, Payload, State};
 
 fn kind_tokens(m: &Machine, k: Kind) -> TokenStream {
     let p = &m.private;
@@ -29,6 +29,70 @@ fn opt<T: quote::ToTokens>(v: Option<T>) -> TokenStream {
 fn payload_text(s: &State) -> String {
     let fields = &s.fields;
     quote!(#fields).to_string()
+}
+
+/// The payload's types as text with all whitespace removed (`""`,
+/// `(Refund)`, `{reason:String}`): field names and types, not docs, and not
+/// the spacing a compiler version prints tokens with.
+fn payload_shape(s: &State) -> String {
+    let text = match &s.payload {
+        Payload::Unit => String::new(),
+        Payload::Tuple(types) => {
+            let types = types.iter().map(|t| quote!(#t).to_string());
+            format!("({})", types.collect::<Vec<_>>().join(","))
+        }
+        Payload::Struct(fields) => {
+            let fields = fields.iter().map(|(f, t)| format!("{f}:{}", quote!(#t)));
+            format!("{{{}}}", fields.collect::<Vec<_>>().join(","))
+        }
+    };
+    text.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// 64-bit FNV-1a.
+fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The graph's fingerprint: FNV-1a over the sorted lines
+/// `state <name> <kind> <payload shape>` and `move <from> <to>`, so it
+/// changes when a state, its kind or payload types, or a move changes, and
+/// not when docs, bounds or the order of declarations do.
+pub fn fingerprint(m: &Machine) -> u64 {
+    let mut lines: Vec<String> = m
+        .states
+        .iter()
+        .map(|s| {
+            format!(
+                "state {} {} {}",
+                s.ident,
+                kind_word(s.kind),
+                payload_shape(s)
+            )
+        })
+        .collect();
+    for s in &m.states {
+        for t in moves::targets(m, s) {
+            lines.push(format!("move {} {}", s.ident, t.ident));
+        }
+    }
+    lines.sort();
+    lines.iter().fold(0xcbf2_9ce4_8422_2325, |h, line| {
+        fnv1a(line.as_bytes(), fnv1a(b"\n", h))
+    })
+}
+
+fn kind_word(k: Kind) -> &'static str {
+    match k {
+        Kind::Plain => "plain",
+        Kind::Gate => "gate",
+        Kind::Wait => "wait",
+        Kind::Terminal => "terminal",
+    }
 }
 
 /// `fn graph() -> &'static Graph` body.
@@ -63,6 +127,7 @@ pub fn graph_fn(m: &Machine, worst: WorstCase) -> TokenStream {
     let wd = opt(worst.decisions);
     let mermaid = mermaid(m, worst);
     let dot = dot(m);
+    let fingerprint = fingerprint(m);
     quote! {
         static __GRAPH: #p::Graph = #p::Graph {
             name: #name,
@@ -72,6 +137,7 @@ pub fn graph_fn(m: &Machine, worst: WorstCase) -> TokenStream {
             max_steps: #max_steps,
             on_exhausted: #on_exhausted,
             worst_case: #p::WorstCase { steps: #ws, decisions: #wd },
+            fingerprint: #fingerprint,
             mermaid: #mermaid,
             dot: #dot,
         };

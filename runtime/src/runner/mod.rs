@@ -15,7 +15,10 @@ use crate::machine::{Dispatch, Machine, Signal, Start};
 use crate::path::Path;
 use crate::run_id::RunId;
 
+mod durable;
 mod step;
+
+pub use durable::{DurableContext, DurableError, DurableMachine};
 
 /// Configuration shared by every run of a runner.
 pub(crate) struct Env {
@@ -24,6 +27,7 @@ pub(crate) struct Env {
     pub(crate) max_repairs: u32,
     pub(crate) bounds: Bounds,
     pub(crate) subscribers: Vec<Arc<dyn Subscriber>>,
+    pub(crate) durable: durable::DurableConfig,
 }
 
 impl Env {
@@ -56,6 +60,7 @@ impl fmt::Debug for Env {
             .field("max_repairs", &self.max_repairs)
             .field("bounds", &self.bounds)
             .field("subscribers", &self.subscribers.len())
+            .field("durable", &self.durable)
             .finish()
     }
 }
@@ -129,6 +134,32 @@ impl RunnerBuilder {
     #[must_use]
     pub fn subscriber(mut self, subscriber: Arc<dyn Subscriber>) -> Self {
         self.env.subscribers.push(subscriber);
+        self
+    }
+
+    /// The store that durable runs ([`Runner::start_durable`],
+    /// [`Runner::resume`], [`Runner::signal_run`]) are checkpointed in.
+    /// Runs started with [`Runner::start`] are never stored.
+    #[must_use]
+    pub fn store(self, store: impl crate::store::Store + 'static) -> Self {
+        self.shared_store(Arc::new(store))
+    }
+
+    /// The store for durable runs, shared with the caller.
+    #[must_use]
+    pub fn shared_store(mut self, store: Arc<dyn crate::store::Store>) -> Self {
+        self.env.durable.store = Some(store);
+        self
+    }
+
+    /// Lets [`Runner::resume`] and [`Runner::signal_run`] continue runs
+    /// stored by another version of the machine (a different graph
+    /// fingerprint), as long as the state a run is in still exists; its
+    /// payload must still deserialise. Off by default: such runs are
+    /// refused with [`DurableError::GraphChanged`].
+    #[must_use]
+    pub fn allow_graph_change(mut self, allow: bool) -> Self {
+        self.env.durable.allow_graph_change = allow;
         self
     }
 
@@ -337,6 +368,7 @@ impl Runner {
                 max_repairs: 2,
                 bounds: Bounds::default(),
                 subscribers: Vec::new(),
+                durable: durable::DurableConfig::default(),
             },
         }
     }
@@ -435,6 +467,7 @@ impl Runner {
             bound_hit: None,
             started: tokio::time::Instant::now(),
             wrap_up_steps: None,
+            durable: false,
         }
     }
 

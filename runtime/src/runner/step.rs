@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::durable::{DurableContext, DurableMachine, StoreHook, saved, status_after_move};
 use super::{Ended, Env, Outcome, Suspended};
 use crate::bounds::{BoundHit, millis};
 use crate::context::{Cx, RunCore};
@@ -18,6 +19,7 @@ use crate::graph::{Graph, StateKind};
 use crate::machine::{Dispatch, Machine, Step};
 use crate::path::Path;
 use crate::run_id::RunId;
+use crate::store::RunStatus;
 
 /// Where a run is, kept outside its future so a panic can be reported with
 /// the state and step it happened in (read after the panicked future is
@@ -50,7 +52,7 @@ where
         state: state.state_index(),
         step: core.steps,
     };
-    let result = catching(run_loop(env, handlers, state, core, &mut progress))
+    let result = catching(run_loop(env, handlers, state, core, &mut progress, ()))
         .instrument(span)
         .await;
     result.unwrap_or_else(|panic| {
@@ -64,127 +66,217 @@ where
     })
 }
 
-async fn run_loop<M, H>(
+/// [`drive`] for a durable run: the same loop, with a checkpoint through
+/// `hook` after every transition and when the run waits.
+pub(crate) async fn drive_durable<M, H>(
     env: &Env,
     handlers: &H,
-    mut state: M,
-    mut core: RunCore<M::Context>,
-    progress: &mut Progress,
+    state: M,
+    core: RunCore<M::Context>,
+    hook: &mut StoreHook,
 ) -> Result<Ended<M>, RunError>
 where
-    M: Dispatch<H>,
+    M: Dispatch<H> + DurableMachine,
+    M::Context: DurableContext,
     H: ?Sized + Sync,
 {
-    // `M::graph()` is called where it is used rather than kept in a local:
-    // a local would live in the run's future, while the call inlines to the
-    // address of a `static`, so the per-state lookups become constant loads.
-    let limits = Limits::new(env, M::graph());
-    {
-        loop {
-            let idx = state.state_index();
-            let info = &M::graph().states[idx];
-            // Every entry into a non-terminal state is one step (for a wait
-            // state, the signal that moves it on).
-            if info.kind != StateKind::Terminal {
-                if let Some(hit) = bound_hit(env, &limits, M::graph(), &core, idx) {
-                    state = exhausted::<M>(env, info.name, &mut core, hit)?;
-                    continue;
-                }
-                core.visits[idx] += 1;
-                core.steps += 1;
-            }
-            progress.state = idx;
-            progress.step = core.steps;
-            env.emit(core.run_id, M::NAME, || EventKind::Entered {
-                state: info.name.into(),
-                step: core.steps,
-            });
-            let limit = if limits.timed {
-                time_limit(env, &core, info.name)
-            } else {
-                None
-            };
-            let mut cx = Cx {
-                run: &mut core,
-                env,
-                state: info,
-            };
-            let step = match limit {
-                Some((limit, hit)) => {
-                    match tokio::time::timeout(limit, state.step(handlers, &mut cx)).await {
-                        Ok(step) => step,
-                        Err(_) => Step::Failed(hit.into()),
+    let graph = M::graph();
+    let run_id = core.run_id;
+    let span = tracing::info_span!("guiderail.run", run_id = %run_id, machine = M::NAME);
+    let mut progress = Progress {
+        state: state.state_index(),
+        step: core.steps,
+    };
+    let looped = run_loop_durable(env, handlers, state, core, &mut progress, hook);
+    let result = catching(looped).instrument(span).await;
+    result.unwrap_or_else(|panic| {
+        Err(fail::<M>(
+            env,
+            run_id,
+            progress.step,
+            graph.states[progress.state].name,
+            RunErrorKind::Panicked(panic),
+        ))
+    })
+}
+
+/// No checkpoint: what `checkpoint!` is in the in-memory loop.
+macro_rules! no_checkpoint {
+    ($($ignored:tt)*) => {};
+}
+
+/// Writes a checkpoint of a durable run and waits for it; a store failure
+/// ends the run with `RunErrorKind::Store`.
+macro_rules! checkpoint {
+    ($hook:ident, $env:ident, $state:expr, $core:expr, $status:expr, $via:expr, $decision:expr, $name:expr) => {
+        let pending = $hook.save($state, $core, $status, $via, $decision);
+        saved::<M>($env, pending, $core.run_id, $core.steps, $name).await?;
+    };
+}
+
+/// The run loop, written once and expanded twice: `run_loop` for in-memory
+/// runs, where `$save` is `no_checkpoint` and the loop has no `.await`
+/// besides the handler's, and `run_loop_durable`, where it is
+/// `checkpoint`. (A single loop generic over a hook whose calls a `const`
+/// switches off still cost the in-memory loop 15-40%: the dead `.await`s
+/// shape the future's layout.)
+macro_rules! run_loop {
+    ($(#[$attr:meta])* $name:ident, $hook:ty, $save:ident, [$($bounds:tt)*]) => {
+        $(#[$attr])*
+        #[allow(unused_variables, clippy::unused_unit)]
+        async fn $name<M, H>(
+            env: &Env,
+            handlers: &H,
+            mut state: M,
+            mut core: RunCore<M::Context>,
+            progress: &mut Progress,
+            hook: $hook,
+        ) -> Result<Ended<M>, RunError>
+        where
+            M: Dispatch<H>,
+            H: ?Sized + Sync,
+            $($bounds)*
+        {
+            // `M::graph()` is called where it is used rather than kept in a
+            // local: a local would live in the run's future, while the call
+            // inlines to the address of a `static`, so the per-state lookups
+            // become constant loads.
+            let limits = Limits::new(env, M::graph());
+            loop {
+                let idx = state.state_index();
+                let info = &M::graph().states[idx];
+                // Every entry into a non-terminal state is one step (for a
+                // wait state, the signal that moves it on).
+                if info.kind != StateKind::Terminal {
+                    if let Some(hit) = bound_hit(env, &limits, M::graph(), &core, idx) {
+                        state = exhausted::<M>(env, info.name, &mut core, hit)?;
+                        let (status, via) = (status_after_move(&state), Some(DecidedVia::WrapUp));
+                        $save!(hook, env, &state, &core, status, via, None, info.name);
+                        continue;
                     }
+                    core.visits[idx] += 1;
+                    core.steps += 1;
                 }
-                None => state.step(handlers, &mut cx).await,
-            };
-            match step {
-                Step::Moved { next, decision } => {
-                    let via = if let Some(record) = decision {
-                        core.decisions += 1;
-                        env.emit(core.run_id, M::NAME, || EventKind::Decision(record));
-                        DecidedVia::Gate
-                    } else {
-                        DecidedVia::Code
-                    };
-                    let to = next.state_index();
-                    core.path.push(to as u32);
-                    env.emit(core.run_id, M::NAME, || EventKind::Transition {
-                        from: info.name.into(),
-                        to: M::graph().states[to].name.into(),
-                        step: core.steps,
-                        via,
-                    });
-                    state = next;
-                }
-                Step::Failed(error) => {
-                    let kind = classify(error);
-                    match kind {
-                        RunErrorKind::Bound(hit) | RunErrorKind::Gate(GateError::Bound(hit)) => {
-                            state = exhausted::<M>(env, info.name, &mut core, hit)?;
-                        }
-                        kind => {
-                            return Err(fail::<M>(env, core.run_id, core.steps, info.name, kind));
+                progress.state = idx;
+                progress.step = core.steps;
+                env.emit(core.run_id, M::NAME, || EventKind::Entered {
+                    state: info.name.into(),
+                    step: core.steps,
+                });
+                let limit = if limits.timed {
+                    time_limit(env, &core, info.name)
+                } else {
+                    None
+                };
+                let mut cx = Cx {
+                    run: &mut core,
+                    env,
+                    state: info,
+                };
+                let step = match limit {
+                    Some((limit, hit)) => {
+                        match tokio::time::timeout(limit, state.step(handlers, &mut cx)).await {
+                            Ok(step) => step,
+                            Err(_) => Step::Failed(hit.into()),
                         }
                     }
-                }
-                Step::Wait(state) => {
-                    env.emit(core.run_id, M::NAME, || EventKind::Waiting {
-                        state: info.name.into(),
-                    });
-                    return Ok(Ended::Waiting(Suspended { state, core }));
-                }
-                Step::Terminal(terminal) => {
-                    env.emit(core.run_id, M::NAME, || EventKind::Finished {
-                        state: info.name.into(),
-                        steps: core.steps,
-                        usage: core.usage,
-                    });
-                    let path = Path::new(M::graph().states, std::mem::take(&mut core.path));
-                    let RunCore {
-                        run_id,
-                        context,
-                        steps,
-                        usage,
-                        decisions,
-                        bound_hit,
-                        ..
-                    } = core;
-                    return Ok(Ended::Finished(Outcome {
-                        run_id,
-                        terminal,
-                        context,
-                        path,
-                        steps,
-                        decisions,
-                        usage,
-                        bound_hit,
-                    }));
+                    None => state.step(handlers, &mut cx).await,
+                };
+                match step {
+                    Step::Moved { next, decision } => {
+                        let to = next.state_index();
+                        core.path.push(to as u32);
+                        let via = if decision.is_some() {
+                            core.decisions += 1;
+                            DecidedVia::Gate
+                        } else {
+                            DecidedVia::Code
+                        };
+                        // The move and the decision that picked it are one
+                        // checkpoint, written before anyone is told.
+                        let status = status_after_move(&next);
+                        let record = decision.as_deref();
+                        $save!(hook, env, &next, &core, status, Some(via), record, info.name);
+                        if let Some(record) = decision {
+                            env.emit(core.run_id, M::NAME, || EventKind::Decision(record));
+                        }
+                        env.emit(core.run_id, M::NAME, || EventKind::Transition {
+                            from: info.name.into(),
+                            to: M::graph().states[to].name.into(),
+                            step: core.steps,
+                            via,
+                        });
+                        state = next;
+                    }
+                    Step::Failed(error) => {
+                        let kind = classify(error);
+                        match kind {
+                            RunErrorKind::Bound(hit)
+                            | RunErrorKind::Gate(GateError::Bound(hit)) => {
+                                state = exhausted::<M>(env, info.name, &mut core, hit)?;
+                                let status = status_after_move(&state);
+                                let via = Some(DecidedVia::WrapUp);
+                                $save!(hook, env, &state, &core, status, via, None, info.name);
+                            }
+                            kind => {
+                                return Err(fail::<M>(
+                                    env,
+                                    core.run_id,
+                                    core.steps,
+                                    info.name,
+                                    kind,
+                                ));
+                            }
+                        }
+                    }
+                    Step::Wait(state) => {
+                        let waiting = RunStatus::Waiting;
+                        $save!(hook, env, &state, &core, waiting, None, None, info.name);
+                        env.emit(core.run_id, M::NAME, || EventKind::Waiting {
+                            state: info.name.into(),
+                        });
+                        return Ok(Ended::Waiting(Suspended { state, core }));
+                    }
+                    Step::Terminal(terminal) => {
+                        env.emit(core.run_id, M::NAME, || EventKind::Finished {
+                            state: info.name.into(),
+                            steps: core.steps,
+                            usage: core.usage,
+                        });
+                        let path = Path::new(M::graph().states, std::mem::take(&mut core.path));
+                        let RunCore {
+                            run_id,
+                            context,
+                            steps,
+                            usage,
+                            decisions,
+                            bound_hit,
+                            ..
+                        } = core;
+                        return Ok(Ended::Finished(Outcome {
+                            run_id,
+                            terminal,
+                            context,
+                            path,
+                            steps,
+                            decisions,
+                            usage,
+                            bound_hit,
+                        }));
+                    }
                 }
             }
         }
-    }
+    };
 }
+
+run_loop!(run_loop, (), no_checkpoint, []);
+run_loop!(
+    run_loop_durable,
+    &mut StoreHook,
+    checkpoint,
+    [M: DurableMachine, M::Context: DurableContext,]
+);
 
 /// Polls `fut`, turning a panic inside it into an `Err` with its message.
 async fn catching<F: Future>(fut: F) -> Result<F::Output, String> {
@@ -210,6 +302,11 @@ async fn catching<F: Future>(fut: F) -> Result<F::Output, String> {
 fn classify(error: crate::HandlerError) -> RunErrorKind {
     let error = match error.downcast::<BoundHit>() {
         Ok(hit) => return RunErrorKind::Bound(hit),
+        Err(e) => e,
+    };
+    // A journaled effect's store failure (`Cx::effect`) is the store's.
+    let error = match error.downcast::<crate::store::StoreError>() {
+        Ok(e) => return RunErrorKind::Store(Box::new(e)),
         Err(e) => e,
     };
     match error.downcast::<GateError>() {
@@ -382,7 +479,7 @@ fn exhausted<M: Machine>(
     }
 }
 
-fn fail<M: Machine>(
+pub(super) fn fail<M: Machine>(
     env: &Env,
     run_id: RunId,
     step: u64,
