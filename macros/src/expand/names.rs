@@ -27,8 +27,14 @@ pub fn snake(name: &str) -> String {
 }
 
 /// The module holding a machine's generated items: `Support` → `support`.
+/// A keyword (`Loop` → `loop`) becomes a raw identifier (`r#loop`).
 pub fn module(m: &Machine) -> Ident {
-    Ident::new(&snake(&m.ident.to_string()), m.ident.span())
+    let name = snake(&m.ident.to_string());
+    if syn::parse_str::<Ident>(&name).is_err() {
+        Ident::new_raw(&name, m.ident.span())
+    } else {
+        Ident::new(&name, m.ident.span())
+    }
 }
 
 /// The move enum of a state: `Classify` → `ClassifyNext`.

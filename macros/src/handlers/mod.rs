@@ -287,7 +287,7 @@ fn expand(input: &Input) -> TokenStream {
 fn hidden_name(module: &str, method: &Ident) -> Ident {
     format_ident!(
         "__guiderail_{}_{}",
-        module,
+        module.trim_start_matches("r#"),
         method.to_string().trim_start_matches("r#")
     )
 }
