@@ -3,7 +3,6 @@
 use std::cell::RefCell;
 use std::fmt::Display;
 
-use proc_macro2::TokenStream;
 use quote::ToTokens;
 
 /// An error collector. Every stage pushes into it; [`Ctxt::check`] merges
@@ -55,15 +54,6 @@ impl Ctxt {
                 }
                 Err(first)
             }
-        }
-    }
-
-    /// The errors as `compile_error!` tokens (for fallback output).
-    #[allow(dead_code)]
-    pub fn into_compile_errors(self) -> TokenStream {
-        match self.check() {
-            Ok(()) => TokenStream::new(),
-            Err(e) => e.to_compile_error(),
         }
     }
 }
