@@ -127,20 +127,6 @@ impl Anthropic {
         self
     }
 
-    /// Sets the API key (sent as `x-api-key`).
-    #[must_use]
-    pub fn with_api_key(mut self, api_key: impl Into<SecretString>) -> Self {
-        self.api_key = Some(api_key.into());
-        self
-    }
-
-    /// Sets the default model (a request's `CallOptions::model` wins).
-    #[must_use]
-    pub fn with_model(mut self, model: impl Into<String>) -> Self {
-        self.model = model.into();
-        self
-    }
-
     /// Sets `max_tokens` for requests that set no
     /// `CallOptions::max_output_tokens` (default 1024).
     #[must_use]

@@ -584,9 +584,24 @@ pub(crate) fn var(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Optio
 
 /// The settings both HTTP providers share (price table, timeouts, retries,
 /// client, model and base URL accessors), written once. Expects the fields
-/// `pricing`, `transport`, `model` and `base_url`.
+/// `api_key`, `pricing`, `transport`, `model` and `base_url`.
 macro_rules! provider_settings {
     () => {
+        /// Sets the API key (sent in the provider's authentication header,
+        /// never logged).
+        #[must_use]
+        pub fn with_api_key(mut self, api_key: impl Into<SecretString>) -> Self {
+            self.api_key = Some(api_key.into());
+            self
+        }
+
+        /// Sets the default model (a request's `CallOptions::model` wins).
+        #[must_use]
+        pub fn with_model(mut self, model: impl Into<String>) -> Self {
+            self.model = model.into();
+            self
+        }
+
         /// Sets the price table used for `Usage::cost_micros`.
         #[must_use]
         pub fn with_pricing(mut self, pricing: Pricing) -> Self {

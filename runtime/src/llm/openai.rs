@@ -137,20 +137,6 @@ impl OpenAi {
         self
     }
 
-    /// Sets the API key (sent as `Authorization: Bearer …`).
-    #[must_use]
-    pub fn with_api_key(mut self, api_key: impl Into<SecretString>) -> Self {
-        self.api_key = Some(api_key.into());
-        self
-    }
-
-    /// Sets the default model (a request's `CallOptions::model` wins).
-    #[must_use]
-    pub fn with_model(mut self, model: impl Into<String>) -> Self {
-        self.model = model.into();
-        self
-    }
-
     /// Sets the field that carries the output token limit.
     #[must_use]
     pub fn with_max_tokens_field(mut self, field: MaxTokensField) -> Self {
