@@ -43,6 +43,18 @@ pub enum Strict {
 
 struct Agent;
 
+/// The first gate decision a run recorded.
+fn first_decision(events: &EventLog) -> Box<guiderail::DecisionRecord> {
+    events
+        .events()
+        .into_iter()
+        .find_map(|e| match e.kind {
+            EventKind::Decision(d) => Some(d),
+            _ => None,
+        })
+        .expect("a decision event")
+}
+
 #[guiderail::handlers]
 impl triage::Handlers for Agent {
     async fn classify(
@@ -102,14 +114,7 @@ async fn invalid_answers_take_the_declared_fallback_move() {
     );
     assert!(reason.contains("3 attempts"), "{reason}");
 
-    let decision = events
-        .events()
-        .into_iter()
-        .find_map(|e| match e.kind {
-            EventKind::Decision(d) => Some(d),
-            _ => None,
-        })
-        .expect("a decision event");
+    let decision = first_decision(&events);
     assert!(matches!(decision.decided_by, DecidedBy::Fallback { .. }));
     assert_eq!(decision.chosen, "Escalate");
     assert_eq!(decision.attempts.len(), 3);
@@ -150,14 +155,7 @@ async fn a_valid_answer_is_recorded_with_its_request() {
         .finished()
         .unwrap();
     assert_eq!(outcome.path, ["Classify", "Reply", "Done"]);
-    let decision = events
-        .events()
-        .into_iter()
-        .find_map(|e| match e.kind {
-            EventKind::Decision(d) => Some(d),
-            _ => None,
-        })
-        .unwrap();
+    let decision = first_decision(&events);
     assert_eq!(
         decision.decided_by,
         DecidedBy::Model {
