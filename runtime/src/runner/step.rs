@@ -150,8 +150,16 @@ macro_rules! run_loop {
                 if info.kind != StateKind::Terminal {
                     if let Some(hit) = bound_hit(env, &limits, M::graph(), &core, idx) {
                         state = exhausted::<M>(env, info.name, &mut core, hit)?;
-                        let (status, via) = (status_after_move(&state), Some(DecidedVia::WrapUp));
-                        $save!(hook, env, &state, &core, status, via, None, info.name);
+                        $save!(
+                            hook,
+                            env,
+                            &state,
+                            &core,
+                            status_after_move(&state),
+                            Some(DecidedVia::WrapUp),
+                            None,
+                            info.name
+                        );
                         continue;
                     }
                     core.visits[idx] += 1;
@@ -194,9 +202,18 @@ macro_rules! run_loop {
                         };
                         // The move and the decision that picked it are one
                         // checkpoint, written before anyone is told.
-                        let status = status_after_move(&next);
-                        let record = decision.as_deref();
-                        $save!(hook, env, &next, &core, status, Some(via), record, info.name);
+                        // (Arguments of `$save!` are only evaluated when it
+                        // checkpoints: the in-memory loop pays for none.)
+                        $save!(
+                            hook,
+                            env,
+                            &next,
+                            &core,
+                            status_after_move(&next),
+                            Some(via),
+                            decision.as_deref(),
+                            info.name
+                        );
                         if let Some(record) = decision {
                             env.emit(core.run_id, M::NAME, || EventKind::Decision(record));
                         }
@@ -214,9 +231,16 @@ macro_rules! run_loop {
                             RunErrorKind::Bound(hit)
                             | RunErrorKind::Gate(GateError::Bound(hit)) => {
                                 state = exhausted::<M>(env, info.name, &mut core, hit)?;
-                                let status = status_after_move(&state);
-                                let via = Some(DecidedVia::WrapUp);
-                                $save!(hook, env, &state, &core, status, via, None, info.name);
+                                $save!(
+                                    hook,
+                                    env,
+                                    &state,
+                                    &core,
+                                    status_after_move(&state),
+                                    Some(DecidedVia::WrapUp),
+                                    None,
+                                    info.name
+                                );
                             }
                             kind => {
                                 return Err(fail::<M>(
