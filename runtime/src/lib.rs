@@ -18,6 +18,8 @@ mod path;
 mod run_id;
 mod runner;
 pub mod store;
+#[cfg(feature = "postgres")]
+mod worker;
 
 #[doc(hidden)]
 pub mod __private;
@@ -39,3 +41,5 @@ pub use runner::{
     DurableContext, DurableError, DurableMachine, Ended, Outcome, RunHandle, Runner, RunnerBuilder,
     SignalError, Suspended,
 };
+#[cfg(feature = "postgres")]
+pub use worker::{Worker, WorkerHandle, WorkerStats};

@@ -1,5 +1,6 @@
 //! The rules every `Store` enforces (see `store/mod.rs`), checked against
-//! `MemoryStore` and `SqliteStore` with the same test bodies: sequence
+//! `MemoryStore`, `SqliteStore` and `PgStore` (feature `postgres`, server
+//! from `GUIDERAIL_TEST_POSTGRES`) with the same test bodies: sequence
 //! numbers without gaps, stale writers refused, closed runs closed, waiting
 //! runs moved on only by a signal, refused writes change nothing, listing
 //! by status, compaction, and concurrent writers losing no update.
@@ -360,16 +361,14 @@ macro_rules! contract {
         mod $store {
             use super::*;
 
-            fn store() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
-                #[allow(clippy::redundant_closure_call)]
-                ($make)()
-            }
-
             macro_rules! case {
                 ($name:ident) => {
                     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                     async fn $name() {
-                        let (store, _dir) = store();
+                        #[allow(clippy::redundant_closure_call)]
+                        let Some((store, _guard)) = ($make)(stringify!($name)).await else {
+                            return;
+                        };
                         super::$name(store).await;
                     }
                 };
@@ -390,13 +389,28 @@ macro_rules! contract {
     };
 }
 
-contract!(memory, || (
-    Arc::new(MemoryStore::new()) as Arc<dyn Store>,
-    None
-));
+/// What keeps a store's backing alive for the length of a test.
+type Guard = Box<dyn std::any::Any + Send>;
 
-contract!(sqlite, || {
+contract!(memory, |_test: &'static str| async {
+    Some((
+        Arc::new(MemoryStore::new()) as Arc<dyn Store>,
+        Box::new(()) as Guard,
+    ))
+});
+
+contract!(sqlite, |_test: &'static str| async {
     let dir = tempfile::tempdir().unwrap();
     let store = guiderail_runtime::store::SqliteStore::open(dir.path().join("runs.db")).unwrap();
-    (Arc::new(store) as Arc<dyn Store>, Some(dir))
+    Some((Arc::new(store) as Arc<dyn Store>, Box::new(dir) as Guard))
+});
+
+#[cfg(feature = "postgres")]
+#[path = "common/pg.rs"]
+mod pg;
+
+#[cfg(feature = "postgres")]
+contract!(postgres, |test: &'static str| async move {
+    let (store, schema) = pg::store(test).await?;
+    Some((Arc::new(store) as Arc<dyn Store>, Box::new(schema) as Guard))
 });

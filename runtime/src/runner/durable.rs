@@ -42,7 +42,7 @@ use crate::run_id::RunId;
 use crate::store::{Checkpoint, EffectKey, RunStatus, Spent, Store, StoreError, now_ms};
 
 /// Durable-run settings of a runner.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct DurableConfig {
     pub(crate) store: Option<Arc<dyn Store>>,
     pub(crate) allow_graph_change: bool,
@@ -190,6 +190,19 @@ impl From<RunError> for DurableError {
 }
 
 impl DurableError {
+    /// The store's error, if the store refused or failed (also when it
+    /// ended a run part way).
+    pub fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            DurableError::Store(e) => Some(e),
+            DurableError::Run(e) => match &e.kind {
+                RunErrorKind::Store(e) => Some(e),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// The run the error is about, if it is about one.
     pub fn run_id(&self) -> Option<RunId> {
         match self {
@@ -379,6 +392,26 @@ impl Runner {
         H: ?Sized + Sync,
     {
         let store = self.require_store()?;
+        let (state, core, first) = self.first_checkpoint(run_id, start, context)?;
+        store.create(&first).await?;
+        self.env.emit(core.run_id, M::NAME, || EventKind::Started {
+            state: state.state_name().into(),
+        });
+        let mut hook = StoreHook { store, last: first };
+        self.drive_durable(handlers, state, core, &mut hook).await
+    }
+
+    /// A new durable run's state, core and checkpoint 0.
+    fn first_checkpoint<M>(
+        &self,
+        run_id: RunId,
+        start: Start<M>,
+        context: M::Context,
+    ) -> Result<(M, RunCore<M::Context>, Checkpoint), DurableError>
+    where
+        M: DurableMachine,
+        M::Context: DurableContext,
+    {
         let mut core = self.new_core::<M>(context);
         core.run_id = run_id;
         core.durable = true;
@@ -393,12 +426,7 @@ impl Runner {
             None,
             None,
         )?;
-        store.create(&first).await?;
-        self.env.emit(core.run_id, M::NAME, || EventKind::Started {
-            state: state.state_name().into(),
-        });
-        let mut hook = StoreHook { store, last: first };
-        self.drive_durable(handlers, state, core, &mut hook).await
+        Ok((state, core, first))
     }
 
     /// Continues a durable run from its latest checkpoint, until it
@@ -421,7 +449,23 @@ impl Runner {
         M::Context: DurableContext,
         H: ?Sized + Sync,
     {
-        let store = self.require_store()?;
+        self.resume_in(self.require_store()?, handlers, run_id)
+            .await
+    }
+
+    /// [`Runner::resume`] with checkpoints written through `store` (a
+    /// worker's lease-fenced view of the runner's store).
+    pub(crate) async fn resume_in<M, H>(
+        &self,
+        store: Arc<dyn Store>,
+        handlers: &H,
+        run_id: RunId,
+    ) -> Result<Ended<M>, DurableError>
+    where
+        M: Dispatch<H> + DurableMachine,
+        M::Context: DurableContext,
+        H: ?Sized + Sync,
+    {
         let latest = store.latest(run_id).await?;
         if latest.status == RunStatus::Failed {
             return Err(DurableError::Failed {
@@ -465,6 +509,40 @@ impl Runner {
         S: Signal<M>,
     {
         let store = self.require_store()?;
+        let (next, core, moved) = self.record_signal::<M, S>(&store, run_id, signal).await?;
+        let mut hook = StoreHook { store, last: moved };
+        self.drive_durable(handlers, next, core, &mut hook).await
+    }
+
+    /// Delivers a signal to a stored, waiting run without running it on:
+    /// the run is `Running` in the store afterwards, and a
+    /// [`crate::Worker`] (for runs started with [`Runner::submit`]) or
+    /// [`Runner::resume`] continues it. The same checks as
+    /// [`Runner::signal_run`]; a refused signal changes nothing.
+    pub async fn deliver<M, S>(&self, run_id: RunId, signal: S) -> Result<(), DurableError>
+    where
+        M: DurableMachine,
+        M::Context: DurableContext,
+        S: Signal<M>,
+    {
+        let store = self.require_store()?;
+        self.record_signal::<M, S>(&store, run_id, signal).await?;
+        Ok(())
+    }
+
+    /// Checks and writes the checkpoint a signal moves a waiting run to;
+    /// returns the new state, the run core and the checkpoint.
+    async fn record_signal<M, S>(
+        &self,
+        store: &Arc<dyn Store>,
+        run_id: RunId,
+        signal: S,
+    ) -> Result<(M, RunCore<M::Context>, Checkpoint), DurableError>
+    where
+        M: DurableMachine,
+        M::Context: DurableContext,
+        S: Signal<M>,
+    {
         let latest = store.latest(run_id).await?;
         if latest.status != RunStatus::Waiting {
             return Err(DurableError::NotWaiting {
@@ -500,8 +578,89 @@ impl Runner {
             step: core.steps,
             via: DecidedVia::Signal,
         });
-        let mut hook = StoreHook { store, last: moved };
-        self.drive_durable(handlers, next, core, &mut hook).await
+        Ok((next, core, moved))
+    }
+
+    /// Stores a new durable run queued for [`crate::Worker`]s, without
+    /// running it, and returns its id: any worker sharing the store claims
+    /// it and runs it. Needs a store that queues runs (the PostgreSQL
+    /// store; others refuse with [`StoreError::Unsupported`]). Await the
+    /// result with [`Runner::wait_for`] or poll [`Runner::outcome`].
+    pub async fn submit<M>(
+        &self,
+        start: Start<M>,
+        context: M::Context,
+    ) -> Result<RunId, DurableError>
+    where
+        M: DurableMachine,
+        M::Context: DurableContext,
+    {
+        self.submit_with_id(RunId::new(), start, context).await
+    }
+
+    /// [`Runner::submit`] with an id chosen by the caller, so a retried
+    /// submission cannot queue the run twice ([`StoreError::AlreadyExists`]).
+    pub async fn submit_with_id<M>(
+        &self,
+        run_id: RunId,
+        start: Start<M>,
+        context: M::Context,
+    ) -> Result<RunId, DurableError>
+    where
+        M: DurableMachine,
+        M::Context: DurableContext,
+    {
+        let store = self.require_store()?;
+        let (state, _, first) = self.first_checkpoint(run_id, start, context)?;
+        store.submit(&first).await?;
+        self.env.emit(run_id, M::NAME, || EventKind::Started {
+            state: state.state_name().into(),
+        });
+        Ok(run_id)
+    }
+
+    /// Where a stored run stands, read from its latest checkpoint without
+    /// running anything: `None` while it still runs, otherwise finished,
+    /// waiting, or [`DurableError::Failed`].
+    pub async fn outcome<M>(&self, run_id: RunId) -> Result<Option<Ended<M>>, DurableError>
+    where
+        M: DurableMachine,
+        M::Context: DurableContext,
+    {
+        let store = self.require_store()?;
+        let latest = store.latest(run_id).await?;
+        match latest.status {
+            RunStatus::Running => Ok(None),
+            RunStatus::Failed => Err(DurableError::Failed {
+                run_id,
+                state: latest.state_name.into_owned(),
+                error: latest.error.unwrap_or_default(),
+            }),
+            RunStatus::Waiting => {
+                let (state, core) = self.restore::<M>(&latest)?;
+                Ok(Some(Ended::Waiting(Suspended { state, core })))
+            }
+            RunStatus::Finished => {
+                let (state, core) = self.restore::<M>(&latest)?;
+                Ok(Some(finished(state, core)))
+            }
+        }
+    }
+
+    /// Polls [`Runner::outcome`] every `poll` until the run no longer runs
+    /// (finished, waiting or failed), for callers that submitted a run to
+    /// workers and want its result.
+    pub async fn wait_for<M>(&self, run_id: RunId, poll: Duration) -> Result<Ended<M>, DurableError>
+    where
+        M: DurableMachine,
+        M::Context: DurableContext,
+    {
+        loop {
+            if let Some(ended) = self.outcome::<M>(run_id).await? {
+                return Ok(ended);
+            }
+            tokio::time::sleep(poll).await;
+        }
     }
 
     async fn drive_durable<M, H>(

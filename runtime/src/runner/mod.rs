@@ -21,6 +21,7 @@ mod step;
 pub use durable::{DurableContext, DurableError, DurableMachine};
 
 /// Configuration shared by every run of a runner.
+#[derive(Clone)]
 pub(crate) struct Env {
     pub(crate) model: Option<Arc<dyn Model>>,
     pub(crate) call_options: CallOptions,
@@ -371,6 +372,14 @@ impl Runner {
                 durable: durable::DurableConfig::default(),
             },
         }
+    }
+
+    /// This runner with its durable runs kept in `store` instead.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn with_store(&self, store: Arc<dyn crate::store::Store>) -> Runner {
+        let mut env = (*self.env).clone();
+        env.durable.store = Some(store);
+        Runner { env: Arc::new(env) }
     }
 
     /// The limits this runner enforces.

@@ -44,10 +44,14 @@ use crate::llm::BoxFuture;
 use crate::run_id::RunId;
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{FencedStore, Lease, Listener, PgOptions, PgStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 
@@ -289,6 +293,29 @@ pub enum StoreError {
         /// The newest version this build knows.
         known: u32,
     },
+    /// The write did not carry the run's current lease: the writer's lease
+    /// expired or another worker took the run over (`token` is the lease
+    /// the write carried), or the write carried none while a worker holds
+    /// the run. Nothing was written.
+    #[error("run {run_id}: {}; nothing was written", match token {
+        Some(t) => format!("lease {t} has expired or the run was taken over by another worker"),
+        None => "a worker holds the run's lease, so only that worker may write it".to_owned(),
+    })]
+    Fenced {
+        /// The run.
+        run_id: RunId,
+        /// The lease token the write carried.
+        token: Option<u64>,
+    },
+    /// The store cannot do this (for example, queueing runs for workers
+    /// needs the PostgreSQL store).
+    #[error("this store cannot {operation}; {hint}")]
+    Unsupported {
+        /// What was asked.
+        operation: &'static str,
+        /// What to use instead.
+        hint: &'static str,
+    },
     /// The database failed (I/O, locking, a full disk, …).
     #[error("store error: {0}")]
     Backend(String),
@@ -304,7 +331,8 @@ impl StoreError {
             | StoreError::Closed { run_id, .. }
             | StoreError::NotWaiting { run_id, .. }
             | StoreError::Corrupt { run_id, .. }
-            | StoreError::Encode { run_id, .. } => Some(*run_id),
+            | StoreError::Encode { run_id, .. }
+            | StoreError::Fenced { run_id, .. } => Some(*run_id),
             _ => None,
         }
     }
@@ -324,6 +352,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     ///
     /// [`StoreError::AlreadyExists`] if the run id is taken.
     fn create<'a>(&'a self, first: &'a Checkpoint) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Stores a new run like [`Store::create`], queued for workers
+    /// ([`crate::Worker`], feature `postgres`) to claim and run.
+    ///
+    /// Only stores that workers can share implement it; the default is
+    /// [`StoreError::Unsupported`].
+    fn submit<'a>(&'a self, first: &'a Checkpoint) -> BoxFuture<'a, Result<(), StoreError>> {
+        let _ = first;
+        Box::pin(std::future::ready(Err(StoreError::Unsupported {
+            operation: "queue runs for workers",
+            hint: "use the PostgreSQL store (feature `postgres`, `PgStore`)",
+        })))
+    }
 
     /// Appends the checkpoint that follows the run's latest, atomically:
     /// `next.seq` must be the latest `seq` plus one
@@ -388,6 +429,9 @@ pub struct EffectKey {
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn create<'a>(&'a self, first: &'a Checkpoint) -> BoxFuture<'a, Result<(), StoreError>> {
         (**self).create(first)
+    }
+    fn submit<'a>(&'a self, first: &'a Checkpoint) -> BoxFuture<'a, Result<(), StoreError>> {
+        (**self).submit(first)
     }
     fn append<'a>(&'a self, next: &'a Checkpoint) -> BoxFuture<'a, Result<(), StoreError>> {
         (**self).append(next)
