@@ -399,10 +399,10 @@ impl Loop {
         let Some(held) = self.held.remove(&token) else {
             return;
         };
-        match end {
-            RunEnd::Finished => bump(&self.stats.finished),
-            RunEnd::Waiting => bump(&self.stats.waiting),
-            RunEnd::Failed => bump(&self.stats.failed),
+        let counter = match end {
+            RunEnd::Finished => &self.stats.finished,
+            RunEnd::Waiting => &self.stats.waiting,
+            RunEnd::Failed => &self.stats.failed,
             RunEnd::Error(e) => {
                 if let Some(StoreError::Fenced { .. }) = e.store_error() {
                     bump(&self.stats.fenced);
@@ -418,7 +418,14 @@ impl Loop {
                 if self.worker.store.release(held.lease).await.unwrap_or(false) {
                     bump(&self.stats.released);
                 }
+                return;
             }
+        };
+        bump(counter);
+        // Done with it: a signalled run is runnable again at once. A failed
+        // release leaves the lease to expire.
+        if let Err(e) = self.worker.store.release(held.lease).await {
+            tracing::warn!(worker = %self.owner, run_id = %held.lease.run_id, "releasing the lease failed: {e}");
         }
     }
 

@@ -21,8 +21,10 @@
 //! checkpoint it writes carries the token ([`PgStore::fenced`]); the write
 //! is refused with [`StoreError::Fenced`] unless that token is the run's
 //! current lease and has not expired. A write without a token is refused
-//! while any worker holds a live lease on the run. A checkpoint that leaves
-//! the run waiting, finished or failed clears the lease in the same write.
+//! while any worker holds a live lease on the run, except a signal: no
+//! worker advances a waiting run, so a signal is recorded even before the
+//! worker that let the run wait has released it. Workers release a run's
+//! lease when they are done with it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -399,17 +401,15 @@ impl PgStore {
                  ), ok AS (
                      SELECT 1 FROM cur
                      WHERE cur.seq = $2::bigint - 1 AND cur.status = $3::text
-                       AND CASE WHEN $4::bigint IS NULL THEN NOT cur.leased
+                       AND CASE WHEN $3::text = 'waiting' THEN true
+                                WHEN $4::bigint IS NULL THEN NOT cur.leased
                                 ELSE cur.leased AND cur.lease_token = $4::bigint END
                  ), ins AS (
                      INSERT INTO checkpoints (run_id, seq, body) SELECT $1, $2, $5 FROM ok
                      RETURNING 1
                  ), upd AS (
                      UPDATE runs SET seq = $2, status = $6, state = $7, fingerprint = $8,
-                         updated_ms = $9,
-                         lease_token   = CASE WHEN $6 = 'running' THEN lease_token END,
-                         lease_owner   = CASE WHEN $6 = 'running' THEN lease_owner END,
-                         lease_expires = CASE WHEN $6 = 'running' THEN lease_expires END
+                         updated_ms = $9
                      WHERE run_id = $1 AND EXISTS (SELECT 1 FROM ok)
                      RETURNING 1
                  )
