@@ -230,12 +230,12 @@ async fn scenario(url: String) {
     );
 
     let frozen_name = workers[0].name.clone();
-    let mut fenced = 0;
-    let mut finished_here = 0;
+    let (mut fenced, mut dropped, mut finished_here) = (0, 0, 0);
     for w in workers {
         let name = w.name.clone();
         let [_, done, refused, lost] = finish(w);
         fenced += refused;
+        dropped += lost;
         finished_here += done;
         if name == frozen_name {
             assert!(
@@ -246,7 +246,8 @@ async fn scenario(url: String) {
     }
     assert!(finished_here <= RUNS as u64);
     println!(
-        "  {RUNS} runs finished exactly once in {elapsed:.1?}; stale-lease writes refused: {fenced}"
+        "  {RUNS} runs finished exactly once in {elapsed:.1?}; stale-lease writes refused: {fenced}; \
+         runs dropped on a lost lease before writing: {dropped}"
     );
     let _ = store.drop_schema().await;
     drop(schema);
