@@ -124,13 +124,8 @@ impl Worker {
                 match runner.resume_in::<M, H>(store, &*handlers, run_id).await {
                     Ok(Ended::Finished(_)) => RunEnd::Finished,
                     Ok(Ended::Waiting(_)) => RunEnd::Waiting,
-                    Err(e) if e.store_error().is_none() && e.run_id().is_some() => {
-                        match e {
-                            // The run itself failed, and is stored as failed.
-                            DurableError::Run(_) | DurableError::Failed { .. } => RunEnd::Failed,
-                            other => RunEnd::Error(other),
-                        }
-                    }
+                    // The run itself failed, and is stored as failed.
+                    Err(e @ DurableError::Run(_)) if e.store_error().is_none() => RunEnd::Failed,
                     Err(e) => RunEnd::Error(e),
                 }
             })

@@ -10,6 +10,8 @@
 //! - [`MemoryStore`]: in memory, for tests; the same rules as the others.
 //! - [`SqliteStore`] (feature `sqlite`, on by default): one SQLite file in
 //!   WAL mode, shared by every process that opens it.
+//! - `PgStore` (feature `postgres`): PostgreSQL, shared by processes on
+//!   many machines, with the leases `Worker`s execute queued runs under.
 //!
 //! The trait is object safe (boxed futures, like [`crate::Model`]) so a
 //! runner holds an `Arc<dyn Store>`, and a store over another database

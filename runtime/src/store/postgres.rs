@@ -260,8 +260,8 @@ impl PgStore {
     }
 
     /// Creates the schema and applies the migrations it lacks, each in its
-    /// own transaction with its version recorded in `schema_version`.
-    /// Safe to run from several processes at once; a database written by a
+    /// own transaction with its version recorded in `schema_version`, and
+    /// returns the schema version. Safe to run from several processes at once; a database written by a
     /// newer guiderail is refused with [`StoreError::SchemaTooNew`].
     pub async fn migrate(&self) -> Result<u32, StoreError> {
         let mut client = self.client().await?;
