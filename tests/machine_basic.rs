@@ -116,3 +116,31 @@ async fn refund_path_waits_then_finishes() {
     assert_eq!(outcome.context.notes, ["intake", "refund 7"]);
     assert!(Support::MERMAID.contains("Classify --> IssueRefund: model"));
 }
+
+/// A machine whose struct payload fields carry docs and attributes.
+#[guiderail::machine(context = ())]
+pub enum Documented {
+    #[initial]
+    #[to(Pair)]
+    Start {
+        /// Why the run starts.
+        #[allow(unused)]
+        reason: String,
+        /// How many.
+        count: Vec<u32>,
+    },
+    #[to(Done)]
+    Pair(u64, String),
+    #[terminal]
+    Done,
+}
+
+#[test]
+fn the_graph_shows_payloads_without_field_docs() {
+    let g = Documented::graph();
+    let payload = |name| g.state(name).unwrap().payload;
+    assert_eq!(payload("Start"), "{ reason : String, count : Vec < u32 > }");
+    assert_eq!(payload("Pair"), "(u64, String)");
+    assert_eq!(payload("Done"), "");
+    assert!(!g.mermaid.contains("doc"), "{}", g.mermaid);
+}

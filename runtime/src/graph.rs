@@ -30,6 +30,17 @@ impl StateKind {
             StateKind::Terminal => "terminal",
         }
     }
+
+    /// The kind for its word ([`StateKind::as_str`]).
+    pub fn parse(word: &str) -> Option<Self> {
+        Some(match word {
+            "plain" => StateKind::Plain,
+            "gate" => StateKind::Gate,
+            "wait" => StateKind::Wait,
+            "terminal" => StateKind::Terminal,
+            _ => return None,
+        })
+    }
 }
 
 impl fmt::Display for StateKind {
@@ -106,8 +117,19 @@ pub struct Graph {
     /// and the moves (not docs or bounds), order-independent. Durable runs
     /// store it, and a run stored under another fingerprint is not resumed
     /// unless the runner allows it (`RunnerBuilder::allow_graph_change`).
-    /// 64-bit FNV-1a, computed by `#[machine]` at compile time.
+    /// 64-bit FNV-1a, computed by `#[machine]` at compile time, over the
+    /// lines of [`Graph::shape`].
     pub fingerprint: u64,
+    /// What the fingerprint covers, as text: one line per state, sorted
+    /// (`state <name> <kind>`, then the payload's types without spaces if
+    /// it has a payload: `state Escalate plain {reason:String}`,
+    /// `state IssueRefund plain (Refund)`), then one line per move, sorted
+    /// (`move Classify Escalate`), each ending in `\n`. The same for the
+    /// same shape whatever the compiler version, docs or declaration order,
+    /// so it can be committed and compared
+    /// ([`crate::testing::assert_fingerprints`]). Graphs written by hand
+    /// may leave it empty.
+    pub shape: &'static str,
     /// The graph as Mermaid `stateDiagram-v2` text.
     pub mermaid: &'static str,
     /// The graph as Graphviz DOT text.

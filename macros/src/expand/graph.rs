@@ -25,10 +25,23 @@ fn opt<T: quote::ToTokens>(v: Option<T>) -> TokenStream {
     }
 }
 
-/// The payload as text: `""`, `"Refund"`, `"{ reason: String }"`.
+/// The payload as text: `""`, `"(Refund)"`, `"{ reason : String }"` —
+/// field names and types, without the fields' attributes or docs.
 fn payload_text(s: &State) -> String {
-    let fields = &s.fields;
-    quote!(#fields).to_string()
+    match &s.payload {
+        Payload::Unit => String::new(),
+        Payload::Tuple(types) => {
+            let types: Vec<String> = types.iter().map(|t| quote!(#t).to_string()).collect();
+            format!("({})", types.join(", "))
+        }
+        Payload::Struct(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(f, t)| format!("{f} : {}", quote!(#t)))
+                .collect();
+            format!("{{ {} }}", fields.join(", "))
+        }
+    }
 }
 
 /// The payload's types as text with all whitespace removed (`""`,
@@ -58,10 +71,48 @@ fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
     hash
 }
 
+/// The graph's shape as text, one line per state (`state <name> <kind>`,
+/// then ` <payload shape>` if it has a payload), sorted, then one per move
+/// (`move <from> <to>`), sorted: what the fingerprint covers, readable.
+pub fn shape(m: &Machine) -> String {
+    let mut states: Vec<String> = m
+        .states
+        .iter()
+        .map(|s| {
+            let payload = payload_shape(s);
+            let mut line = format!("state {} {}", s.ident, kind_word(s.kind));
+            if !payload.is_empty() {
+                line.push(' ');
+                line.push_str(&payload);
+            }
+            line
+        })
+        .collect();
+    states.sort();
+    let mut moves: Vec<String> = m
+        .states
+        .iter()
+        .flat_map(|s| {
+            moves::targets(m, s)
+                .into_iter()
+                .map(move |t| format!("move {} {}", s.ident, t.ident))
+        })
+        .collect();
+    moves.sort();
+    states.extend(moves);
+    let mut text = states.join("\n");
+    text.push('\n');
+    text
+}
+
 /// The graph's fingerprint: FNV-1a over the sorted lines
 /// `state <name> <kind> <payload shape>` and `move <from> <to>`, so it
 /// changes when a state, its kind or payload types, or a move changes, and
 /// not when docs, bounds or the order of declarations do.
+///
+/// These are the lines of [`shape`], except that a state without payload
+/// keeps a space after its kind; the hash must not change (stored runs
+/// carry it), so it is computed as it always was.
 pub fn fingerprint(m: &Machine) -> u64 {
     let mut lines: Vec<String> = m
         .states
@@ -128,6 +179,7 @@ pub fn graph_fn(m: &Machine, worst: WorstCase) -> TokenStream {
     let mermaid = mermaid(m, worst);
     let dot = dot(m);
     let fingerprint = fingerprint(m);
+    let shape = shape(m);
     quote! {
         static __GRAPH: #p::Graph = #p::Graph {
             name: #name,
@@ -138,6 +190,7 @@ pub fn graph_fn(m: &Machine, worst: WorstCase) -> TokenStream {
             on_exhausted: #on_exhausted,
             worst_case: #p::WorstCase { steps: #ws, decisions: #wd },
             fingerprint: #fingerprint,
+            shape: #shape,
             mermaid: #mermaid,
             dot: #dot,
         };

@@ -440,6 +440,7 @@ static SUPPORT_GRAPH: Graph = Graph {
     },
     // Any constant: hand-written graphs are not fingerprinted.
     fingerprint: 0x5355_5050_4f52_5401,
+    shape: "",
     mermaid: "stateDiagram-v2\n    state \"Classify (gate)\" as Classify\n    state \"Reply (max 3 visits)\" as Reply\n    state \"AwaitApproval (wait)\" as AwaitApproval\n    state \"AwaitHandoff (wait)\" as AwaitHandoff\n    [*] --> Intake\n    Intake --> Classify\n    Classify --> Refund: model\n    Classify --> Escalate: model\n    Classify --> Reply: model\n    Refund --> AwaitApproval\n    Escalate --> Done\n    Escalate --> AwaitHandoff\n    Reply --> Classify\n    Reply --> Done\n    AwaitApproval --> Done: signal\n    AwaitApproval --> Escalate: signal\n    AwaitHandoff --> Done: signal\n    Done --> [*]\n",
     dot: "digraph Support {\n    Intake -> Classify;\n    Classify -> Refund [label=\"model\"];\n    Classify -> Escalate [label=\"model\"];\n    Classify -> Reply [label=\"model\"];\n    Refund -> AwaitApproval;\n    Escalate -> Done;\n    Escalate -> AwaitHandoff;\n    Reply -> Classify;\n    Reply -> Done;\n    AwaitApproval -> Done [label=\"signal\", style=dashed];\n    AwaitApproval -> Escalate [label=\"signal\", style=dashed];\n    AwaitHandoff -> Done [label=\"signal\", style=dashed];\n}\n",
 };
@@ -898,6 +899,7 @@ static GUARDED_GRAPH: Graph = Graph {
         decisions: Some(4),
     },
     fingerprint: 0x4755_4152_4445_4401,
+    shape: "",
     mermaid: "stateDiagram-v2\n    state \"Think (gate)\" as Think\n    state \"Work (max 3 visits)\" as Work\n    [*] --> Start\n    Start --> Think\n    Think --> Work: model\n    Think --> Finish: model\n    Work --> Think\n    Work --> Finish\n    WrapUp --> WrapUp\n    WrapUp --> Finish\n    Finish --> [*]\n    note left of WrapUp: on_exhausted\n",
     dot: "digraph Guarded {\n    Start -> Think;\n    Think -> Work [label=\"model\"];\n    Think -> Finish [label=\"model\"];\n    Work -> Think;\n    Work -> Finish;\n    WrapUp -> WrapUp;\n    WrapUp -> Finish;\n}\n",
 };
