@@ -1,11 +1,18 @@
 //! In-memory transition overhead: a generated machine on the runner versus a
 //! hand-written `enum` + `match` async loop doing the same work.
 //!
+//! Also the cost of events: the runner with one subscriber attached (a
+//! counter, so the figure is the cost of building and delivering events,
+//! not of what a subscriber does with them).
+//!
 //! Run with: `cargo bench --bench transitions`
 
 use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use guiderail::Event;
 use guiderail::prelude::*;
 
 const STEPS: u64 = 10_000;
@@ -111,6 +118,30 @@ fn transitions(c: &mut Criterion) {
             })
         })
     });
+    let counted = Arc::new(AtomicU64::new(0));
+    let seen = counted.clone();
+    let with_subscriber = Runner::builder()
+        .subscriber(Arc::new(move |_: &Event| {
+            seen.fetch_add(1, Ordering::Relaxed);
+        }))
+        .build();
+    group.bench_function("guiderail_runner_one_subscriber", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let out = with_subscriber
+                    .start(&H, Count::start(), Counter::default())
+                    .await
+                    .unwrap()
+                    .finished()
+                    .unwrap();
+                black_box(out.context.sum)
+            })
+        })
+    });
+    assert!(
+        counted.load(Ordering::Relaxed) > STEPS,
+        "the subscriber saw the events"
+    );
     group.bench_function("hand_written_match", |b| {
         b.iter(|| rt.block_on(async { black_box(by_hand::run(Counter::default()).await.sum) }))
     });

@@ -468,17 +468,27 @@ async fn crashes_lose_nothing() {
             (expected.steps, expected.decisions),
             "run {index}"
         );
+        // The path up to each checkpoint: one state longer after each
+        // transition, the same otherwise; where a checkpoint keeps its path
+        // (the run stops there), it is that path.
+        let paths: Vec<_> = (1..=cps.len())
+            .map(|k| guiderail::history::path(&cps[..k]))
+            .collect();
         for (n, (a, b)) in cps.iter().zip(cps.iter().skip(1)).enumerate() {
             assert_eq!(a.seq, n as u64, "run {index}: checkpoints not contiguous");
             assert_eq!(b.seq, a.seq + 1, "run {index}: checkpoints not contiguous");
-            let grew = b.path.len() - a.path.len();
+            let (pa, pb) = (&paths[n], &paths[n + 1]);
+            let grew = pb.len() - pa.len();
             assert!(
-                b.path.starts_with(&a.path) && grew <= 1,
+                pb.starts_with(pa) && grew <= 1,
                 "run {index}: checkpoint {} does not extend {}",
                 b.seq,
                 a.seq
             );
             assert_eq!(grew == 1, b.via.is_some(), "run {index}: seq {}", b.seq);
+            if !b.path.is_empty() {
+                assert_eq!(&b.path, pb, "run {index}: seq {}", b.seq);
+            }
         }
         let gates = cps
             .iter()

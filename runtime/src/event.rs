@@ -24,14 +24,28 @@ pub enum DecidedVia {
     WrapUp,
 }
 
-/// What happened.
+/// What happened. New kinds may be added (`#[non_exhaustive]`: match with
+/// a `_` arm); existing ones keep their fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventKind {
     /// The run started in its initial state.
     Started {
         /// The initial state.
         state: Cow<'static, str>,
+        /// The machine's graph fingerprint ([`crate::Graph::fingerprint`]).
+        #[serde(default)]
+        fingerprint: u64,
+    },
+    /// A handler (or a gate's handler, model call included) returned.
+    HandlerFinished {
+        /// The state whose handler it was.
+        state: Cow<'static, str>,
+        /// The step.
+        step: u64,
+        /// How long it took, in microseconds.
+        duration_us: u64,
     },
     /// The run entered a state.
     Entered {
@@ -83,11 +97,33 @@ pub enum EventKind {
         /// The error, as text.
         error: String,
     },
+    /// A checkpoint of a durable run was written (in a run's history: the
+    /// whole checkpoint, which is what [`crate::history::import_jsonl`]
+    /// reads back).
+    CheckpointWritten {
+        /// The checkpoint.
+        checkpoint: Box<crate::store::Checkpoint>,
+    },
+}
+
+/// The version of [`Event`]'s serialised form; it changes only when a
+/// field is renamed or removed (new kinds and fields keep it).
+pub const EVENT_VERSION: u16 = 1;
+
+fn event_version() -> u16 {
+    EVENT_VERSION
 }
 
 /// One event of one run.
+///
+/// Serialised with stable field names: `v` (the [`EVENT_VERSION`]),
+/// `run_id`, `machine`, `at_ms`, `type` (the kind, in `snake_case`) and the
+/// kind's fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// The format version ([`EVENT_VERSION`]).
+    #[serde(default = "event_version")]
+    pub v: u16,
     /// The run.
     pub run_id: RunId,
     /// The machine's name.
@@ -106,6 +142,7 @@ impl Event {
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
         Event {
+            v: EVENT_VERSION,
             run_id,
             machine: Cow::Borrowed(machine),
             at_ms,

@@ -40,8 +40,10 @@ fn refund() -> ClassifyNext {
 fn kinds(log: &EventLog) -> Vec<String> {
     log.events()
         .iter()
+        // Timings: checked on their own (`handlers_are_timed`).
+        .filter(|e| !matches!(e.kind, EventKind::HandlerFinished { .. }))
         .map(|e| match &e.kind {
-            EventKind::Started { state } => format!("Started {state}"),
+            EventKind::Started { state, .. } => format!("Started {state}"),
             EventKind::Entered { state, step } => format!("Entered {state} {step}"),
             EventKind::Decision(r) => format!("Decision {}->{}", r.gate, r.chosen),
             EventKind::Transition {
@@ -55,6 +57,8 @@ fn kinds(log: &EventLog) -> Vec<String> {
             EventKind::Waiting { state } => format!("Waiting {state}"),
             EventKind::Finished { state, steps, .. } => format!("Finished {state} {steps}"),
             EventKind::Failed { state, step, .. } => format!("Failed {state} {step}"),
+            EventKind::CheckpointWritten { checkpoint } => format!("Checkpoint {}", checkpoint.seq),
+            other => format!("{other:?}"),
         })
         .collect()
 }
@@ -193,6 +197,50 @@ async fn happy_path_decided_by_the_model() {
                 content: "Ticket: my order arrived broken\nDecide what to do next.".into()
             }
         );
+    }
+}
+
+#[tokio::test]
+async fn handlers_are_timed() {
+    let model = ScriptedModel::new().then(escalate("needs a human"));
+    let log = Arc::new(EventLog::new());
+    let runner = Runner::builder()
+        .model(model)
+        .subscriber(log.clone())
+        .build();
+    runner
+        .start(&Agent::new(), Support::start(), Ticket::new("t"))
+        .await
+        .unwrap()
+        .finished()
+        .expect("finished");
+    let events = log.events();
+    // One timing per handler that ran, right after it entered its state,
+    // with the step it ran at.
+    let timed: Vec<(String, u64)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::HandlerFinished { state, step, .. } => Some((state.to_string(), *step)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        timed,
+        [
+            ("Intake".to_owned(), 1),
+            ("Classify".to_owned(), 2),
+            ("Escalate".to_owned(), 3)
+        ]
+    );
+    for pair in events.windows(2) {
+        if let EventKind::HandlerFinished { state, .. } = &pair[1].kind {
+            assert!(
+                matches!(&pair[0].kind, EventKind::Entered { state: s, .. } if s == state),
+                "{:?} before {:?}",
+                pair[0].kind,
+                pair[1].kind
+            );
+        }
     }
 }
 
@@ -711,8 +759,9 @@ async fn no_events_without_subscribers_and_a_closure_subscriber_works() {
         )
         .await
         .unwrap();
-    // Started, 4 × Entered, Decision, 3 × Transition, Finished.
-    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 10);
+    // Started, 4 × Entered, 3 × HandlerFinished, Decision, 3 × Transition,
+    // Finished.
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 13);
 }
 
 // ---------------------------------------------------------------------------

@@ -32,6 +32,8 @@ fn cp(run: u128, seq: u64, state: &'static str, status: RunStatus) -> Checkpoint
         via: (seq > 0).then_some(DecidedVia::Code),
         decision: None,
         error: None,
+        graph: None,
+        parent: None,
         started_at_ms: 1,
         at_ms: 1_000 + seq,
     }

@@ -26,6 +26,8 @@ fn cp(run: u128, seq: u64, status: RunStatus) -> Checkpoint {
         via: None,
         decision: None,
         error: None,
+        graph: None,
+        parent: None,
         started_at_ms: 1,
         at_ms: 2,
     }

@@ -54,6 +54,8 @@ pub struct Agent {
     pub hang: Duration,
     /// Handler calls, re-runs included.
     pub calls: AtomicU64,
+    /// Appended to every log entry (a changed handler, for replay tests).
+    pub suffix: &'static str,
 }
 
 impl Agent {
@@ -82,7 +84,7 @@ impl Agent {
             let r = RunId::new().as_u128() as u64 % (self.max_delay_ms + 1);
             tokio::time::sleep(Duration::from_millis(r)).await;
         }
-        let entry = format!("{state}@{}", cx.step());
+        let entry = format!("{state}@{}{}", cx.step(), self.suffix);
         cx.context_mut().log.push(entry);
     }
 }

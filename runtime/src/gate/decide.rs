@@ -2,8 +2,10 @@
 
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use crate::bounds::{BoundHit, Usage, millis};
-use crate::llm::{Answer, FinishReason, Message, ModelRequest};
+use crate::llm::{Answer, FinishReason, Message, ModelRequest, ModelResponse};
 use crate::runner::Env;
 
 use super::{
@@ -116,6 +118,39 @@ pub(crate) async fn decide<N: GateMoves>(
     Ok(Decision::new(next, record))
 }
 
+/// A `tracing` span for one model call, with the OpenTelemetry GenAI
+/// semantic-convention attribute names (`gen_ai.*`), so any tracing or
+/// OpenTelemetry subscriber sees model calls without extra code. `model`
+/// is the model's name, `provider:model` by convention.
+fn model_span(model: &str, gate: &str, request: &ModelRequest) -> tracing::Span {
+    let (provider, model) = model.split_once(':').unwrap_or(("guiderail", model));
+    tracing::info_span!(
+        "gen_ai.chat",
+        otel.name = %format_args!("chat {model}"),
+        otel.kind = "client",
+        gen_ai.operation.name = "chat",
+        gen_ai.provider.name = provider,
+        gen_ai.request.model = model,
+        gen_ai.request.max_tokens = request.options.max_output_tokens,
+        gen_ai.response.model = tracing::field::Empty,
+        gen_ai.response.finish_reasons = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        guiderail.gate = gate,
+        guiderail.cost_micros = tracing::field::Empty,
+    )
+}
+
+fn record_response(span: &tracing::Span, response: &ModelResponse) {
+    span.record("gen_ai.response.model", response.model.as_str());
+    // An array of the reasons, as OpenTelemetry writes it: `["stop"]`.
+    let reasons = serde_json::to_string(&[&response.finish]).unwrap_or_default();
+    span.record("gen_ai.response.finish_reasons", reasons.as_str());
+    span.record("gen_ai.usage.input_tokens", response.usage.input_tokens);
+    span.record("gen_ai.usage.output_tokens", response.usage.output_tokens);
+    span.record("guiderail.cost_micros", response.usage.cost_micros);
+}
+
 /// The ask-parse-repair loop.
 async fn ask<N: GateMoves>(
     env: &Env,
@@ -149,13 +184,16 @@ async fn ask<N: GateMoves>(
             check_budget(env, run_usage, request.options.max_output_tokens)?;
         }
         messages.clone_from(&request.messages);
+        let span = model_span(&model.name(), spec.gate, &request);
         let response = model
             .complete(&request)
+            .instrument(span.clone())
             .await
             .map_err(|source| GateError::Model {
                 gate: gate(),
                 source,
             })?;
+        record_response(&span, &response);
         run_usage.add(response.usage);
         usage.add(response.usage);
         let raw = response.answer.raw();

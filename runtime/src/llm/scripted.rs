@@ -1,5 +1,6 @@
 //! A model that answers from a script: for tests and offline examples.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
@@ -9,7 +10,7 @@ use super::{
     Answer, BoxFuture, Encoding, FinishReason, Model, ModelError, ModelRequest, ModelResponse,
 };
 use crate::bounds::Usage;
-use crate::gate::{GateMoves, encode_move};
+use crate::gate::{DecidedBy, DecisionRecord, GateMoves, encode_move};
 
 /// One scripted answer.
 #[derive(Debug, Clone)]
@@ -18,9 +19,9 @@ pub enum Scripted {
     /// uses. Asked at another gate, the model answers with an error.
     Move {
         /// The gate the move belongs to.
-        gate: &'static str,
+        gate: Cow<'static, str>,
         /// The move name.
-        name: &'static str,
+        name: Cow<'static, str>,
         /// The payload as JSON.
         payload: Value,
     },
@@ -61,10 +62,30 @@ impl ScriptedModel {
     pub fn then<N: GateMoves>(self, next: N) -> Self {
         let (name, payload) = encode_move(&next);
         self.push(Scripted::Move {
-            gate: N::GATE,
-            name,
+            gate: Cow::Borrowed(N::GATE),
+            name: Cow::Borrowed(name),
             payload,
         })
+    }
+
+    /// Answers the next request of `record`'s gate as the recorded
+    /// decision went: a model's decision with its chosen move, a fallback
+    /// with the rejected answers again (so the gate falls back again). An
+    /// override asks no model, so it adds nothing.
+    #[must_use]
+    pub fn then_recorded(self, record: &DecisionRecord) -> Self {
+        match &record.decided_by {
+            DecidedBy::Model { .. } => self.push(Scripted::Move {
+                gate: Cow::Owned(record.gate.clone()),
+                name: Cow::Owned(record.chosen.clone()),
+                payload: record.payload.clone(),
+            }),
+            DecidedBy::Fallback { .. } => record
+                .attempts
+                .iter()
+                .fold(self, |m, a| m.then_raw(a.raw.clone())),
+            DecidedBy::Override { .. } => self,
+        }
     }
 
     /// Answers the next request with this raw text.
@@ -139,7 +160,7 @@ impl ScriptedModel {
                         "the script's next answer is a move of gate `{for_gate}`, but gate `{gate}` asked"
                     )));
                 }
-                render(request, name, payload)
+                render(request, &name, payload)
             }
         };
         let finish = match answer {

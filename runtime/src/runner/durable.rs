@@ -181,6 +181,28 @@ pub enum DurableError {
         /// Its error, as stored.
         error: String,
     },
+    /// A replay was given no checkpoints.
+    #[error("the history to replay holds no checkpoint")]
+    EmptyHistory,
+    /// The run has no checkpoint with this number (never written, or
+    /// compacted away).
+    #[error("run {run_id} has no checkpoint {seq} (compacted, or never written)")]
+    NoCheckpoint {
+        /// The run.
+        run_id: RunId,
+        /// The checkpoint asked for.
+        seq: u64,
+    },
+    /// A fork's first move is not one its state declares.
+    #[error("run {run_id}: `{from}` has no move to `{to}`, so the fork cannot take it")]
+    IllegalFork {
+        /// The run forked.
+        run_id: RunId,
+        /// The checkpoint's state.
+        from: String,
+        /// The state asked for.
+        to: &'static str,
+    },
 }
 
 impl From<RunError> for DurableError {
@@ -206,7 +228,7 @@ impl DurableError {
     /// The run the error is about, if it is about one.
     pub fn run_id(&self) -> Option<RunId> {
         match self {
-            DurableError::NoStore => None,
+            DurableError::NoStore | DurableError::EmptyHistory => None,
             DurableError::Store(e) => e.run_id(),
             DurableError::Run(e) => Some(e.run_id),
             DurableError::WrongMachine { run_id, .. }
@@ -215,7 +237,9 @@ impl DurableError {
             | DurableError::Decode { run_id, .. }
             | DurableError::NotWaiting { run_id, .. }
             | DurableError::WrongState { run_id, .. }
-            | DurableError::Failed { run_id, .. } => Some(*run_id),
+            | DurableError::Failed { run_id, .. }
+            | DurableError::NoCheckpoint { run_id, .. }
+            | DurableError::IllegalFork { run_id, .. } => Some(*run_id),
         }
     }
 }
@@ -228,6 +252,13 @@ pub(crate) struct StoreHook {
 }
 
 impl StoreHook {
+    /// Tells subscribers the latest checkpoint was written.
+    pub(crate) fn written(&self, env: &Env, machine: &'static str) {
+        env.emit(self.last.run_id, machine, || EventKind::CheckpointWritten {
+            checkpoint: Box::new(self.last.clone()),
+        });
+    }
+
     /// Writes the checkpoint that the run is in `state` with `core`. Both
     /// are read before this returns; the future borrows only the hook, so
     /// the run's state and context need not be `Sync`.
@@ -243,15 +274,7 @@ impl StoreHook {
         M: DurableMachine,
         M::Context: DurableContext,
     {
-        let next = checkpoint(
-            self.last.seq + 1,
-            self.last.started_at_ms,
-            state,
-            core,
-            status,
-            via,
-            decision,
-        );
+        let next = checkpoint(Some(&self.last), state, core, status, via, decision);
         Box::pin(async move {
             let next = next?;
             self.store.append(&next).await?;
@@ -269,10 +292,10 @@ pub(crate) fn status_after_move<M: Machine>(state: &M) -> RunStatus {
     }
 }
 
-/// Builds checkpoint `seq` of a run in `state` with `core`.
+/// Builds the checkpoint that follows `prev` (checkpoint 0 without one) of
+/// a run in `state` with `core`; the run's start time and parent carry over.
 fn checkpoint<M: DurableMachine>(
-    seq: u64,
-    started_at_ms: u64,
+    prev: Option<&Checkpoint>,
     state: &M,
     core: &RunCore<M::Context>,
     status: RunStatus,
@@ -287,9 +310,10 @@ where
         run_id: core.run_id,
         detail: format!("cannot serialise the {what}: {e}"),
     };
+    let at_ms = now_ms();
     Ok(Checkpoint {
         run_id: core.run_id,
-        seq,
+        seq: prev.map_or(0, |p| p.seq + 1),
         machine: M::NAME.into(),
         fingerprint: graph.fingerprint,
         state_name: state.state_name().into(),
@@ -309,17 +333,27 @@ where
             bound_hit: core.bound_hit.clone(),
             wrap_up_steps: core.wrap_up_steps,
         },
-        path: core
-            .path
-            .iter()
-            .map(|&i| graph.states[i as usize].name.into())
-            .collect(),
+        // The whole path only where a run stops (waiting, finished,
+        // failed): a running checkpoint's path is its predecessors' states
+        // ([`crate::history::path`]), so a run's storage grows linearly.
+        path: if status == RunStatus::Running {
+            Vec::new()
+        } else {
+            core.path
+                .iter()
+                .map(|&i| graph.states[i as usize].name.into())
+                .collect()
+        },
         status,
         via,
         decision: decision.map(|d| Box::new(d.clone())),
         error: None,
-        started_at_ms,
-        at_ms: now_ms(),
+        graph: prev
+            .is_none()
+            .then(|| Box::new(crate::GraphRecord::from(graph))),
+        parent: prev.and_then(|p| p.parent),
+        started_at_ms: prev.map_or(at_ms, |p| p.started_at_ms),
+        at_ms,
     })
 }
 
@@ -345,7 +379,7 @@ pub(crate) async fn saved<M: Machine>(
 }
 
 impl Runner {
-    fn require_store(&self) -> Result<Arc<dyn Store>, DurableError> {
+    pub(super) fn require_store(&self) -> Result<Arc<dyn Store>, DurableError> {
         self.env.durable.store.clone().ok_or(DurableError::NoStore)
     }
 
@@ -396,8 +430,10 @@ impl Runner {
         store.create(&first).await?;
         self.env.emit(core.run_id, M::NAME, || EventKind::Started {
             state: state.state_name().into(),
+            fingerprint: M::graph().fingerprint,
         });
         let mut hook = StoreHook { store, last: first };
+        hook.written(&self.env, M::NAME);
         self.drive_durable(handlers, state, core, &mut hook).await
     }
 
@@ -417,15 +453,7 @@ impl Runner {
         core.durable = true;
         let state = start.0;
         core.path.push(state.state_index() as u32);
-        let first = checkpoint(
-            0,
-            now_ms(),
-            &state,
-            &core,
-            status_after_move(&state),
-            None,
-            None,
-        )?;
+        let first = checkpoint(None, &state, &core, status_after_move(&state), None, None)?;
         Ok((state, core, first))
     }
 
@@ -466,7 +494,10 @@ impl Runner {
         M::Context: DurableContext,
         H: ?Sized + Sync,
     {
-        let latest = store.latest(run_id).await?;
+        let mut latest = store.latest(run_id).await?;
+        if latest.status == RunStatus::Running && latest.path.is_empty() {
+            latest.path = store.run_path(run_id).await?;
+        }
         if latest.status == RunStatus::Failed {
             return Err(DurableError::Failed {
                 run_id,
@@ -511,12 +542,13 @@ impl Runner {
         let store = self.require_store()?;
         let (next, core, moved) = self.record_signal::<M, S>(&store, run_id, signal).await?;
         let mut hook = StoreHook { store, last: moved };
+        hook.written(&self.env, M::NAME);
         self.drive_durable(handlers, next, core, &mut hook).await
     }
 
     /// Delivers a signal to a stored, waiting run without running it on:
     /// the run is `Running` in the store afterwards, and a
-    /// [`crate::Worker`] (for runs started with [`Runner::submit`]) or
+    /// worker (feature `postgres`; for runs started with [`Runner::submit`]) or
     /// [`Runner::resume`] continues it. The same checks as
     /// [`Runner::signal_run`]; a refused signal changes nothing.
     pub async fn deliver<M, S>(&self, run_id: RunId, signal: S) -> Result<(), DurableError>
@@ -563,8 +595,7 @@ impl Runner {
         let next = signal.into_state();
         core.path.push(next.state_index() as u32);
         let moved = checkpoint(
-            latest.seq + 1,
-            latest.started_at_ms,
+            Some(&latest),
             &next,
             &core,
             status_after_move(&next),
@@ -581,7 +612,7 @@ impl Runner {
         Ok((next, core, moved))
     }
 
-    /// Stores a new durable run queued for [`crate::Worker`]s, without
+    /// Stores a new durable run queued for workers (feature `postgres`), without
     /// running it, and returns its id: any worker sharing the store claims
     /// it and runs it. Needs a store that queues runs (the PostgreSQL
     /// store; others refuse with [`StoreError::Unsupported`]). Await the
@@ -615,6 +646,7 @@ impl Runner {
         store.submit(&first).await?;
         self.env.emit(run_id, M::NAME, || EventKind::Started {
             state: state.state_name().into(),
+            fingerprint: M::graph().fingerprint,
         });
         Ok(run_id)
     }
@@ -679,7 +711,10 @@ impl Runner {
             Ok(ended) => Ok(ended),
             Err(e) if matches!(e.kind, RunErrorKind::Store(_)) => Err(e.into()),
             Err(e) => {
-                let failed = hook.last.failed(e.kind.to_string());
+                let mut failed = hook.last.failed(e.kind.to_string());
+                if failed.path.is_empty() {
+                    failed.path = hook.store.run_path(failed.run_id).await.unwrap_or_default();
+                }
                 if let Err(store_error) = hook.store.append(&failed).await {
                     tracing::warn!(
                         run_id = %e.run_id,
@@ -692,7 +727,10 @@ impl Runner {
     }
 
     /// The state and run core a checkpoint describes, for machine `M`.
-    fn restore<M>(&self, cp: &Checkpoint) -> Result<(M, RunCore<M::Context>), DurableError>
+    pub(super) fn restore<M>(
+        &self,
+        cp: &Checkpoint,
+    ) -> Result<(M, RunCore<M::Context>), DurableError>
     where
         M: DurableMachine,
         M::Context: DurableContext,

@@ -16,9 +16,11 @@ use crate::path::Path;
 use crate::run_id::RunId;
 
 mod durable;
+mod replay;
 mod step;
 
 pub use durable::{DurableContext, DurableError, DurableMachine};
+pub use replay::{Divergence, ReplayReport, StepView};
 
 /// Configuration shared by every run of a runner.
 #[derive(Clone)]
@@ -493,6 +495,7 @@ impl Runner {
         core.path.push(state.state_index() as u32);
         self.env.emit(core.run_id, M::NAME, || EventKind::Started {
             state: state.state_name().into(),
+            fingerprint: M::graph().fingerprint,
         });
         step::drive(&self.env, handlers, state, core).await
     }

@@ -111,6 +111,7 @@ macro_rules! checkpoint {
     ($hook:ident, $env:ident, $state:expr, $core:expr, $status:expr, $via:expr, $decision:expr, $name:expr) => {
         let pending = $hook.save($state, $core, $status, $via, $decision);
         saved::<M>($env, pending, $core.run_id, $core.steps, $name).await?;
+        $hook.written($env, M::NAME);
     };
 }
 
@@ -141,20 +142,29 @@ macro_rules! run_loop {
             // local: a local would live in the run's future, while the call
             // inlines to the address of a `static`, so the per-state lookups
             // become constant loads.
-            let limits = Limits::new(env, M::graph());
+            let mut limits = Limits::new(env, M::graph(), core.wrap_up_steps);
+            // One `Cx` for the whole loop, pointed at each step's state;
+            // the run's counters are reached through it.
+            let mut cx = Cx {
+                run: &mut core,
+                env,
+                state: &M::graph().states[state.state_index()],
+            };
             loop {
                 let idx = state.state_index();
                 let info = &M::graph().states[idx];
+                cx.state = info;
                 // Every entry into a non-terminal state is one step (for a
                 // wait state, the signal that moves it on).
                 if info.kind != StateKind::Terminal {
-                    if let Some(hit) = bound_hit(env, &limits, M::graph(), &core, idx) {
-                        state = exhausted::<M>(env, info.name, &mut core, hit)?;
+                    if let Some(hit) = bound_hit(env, &limits, M::graph(), cx.run, idx) {
+                        state = exhausted::<M>(env, info.name, cx.run, hit)?;
+                        limits.wrap_up(cx.run.wrap_up_steps);
                         $save!(
                             hook,
                             env,
                             &state,
-                            &core,
+                            &*cx.run,
                             status_after_move(&state),
                             Some(DecidedVia::WrapUp),
                             None,
@@ -162,25 +172,28 @@ macro_rules! run_loop {
                         );
                         continue;
                     }
-                    core.visits[idx] += 1;
-                    core.steps += 1;
+                    cx.run.visits[idx] += 1;
+                    cx.run.steps += 1;
                 }
-                progress.state = idx;
-                progress.step = core.steps;
-                env.emit(core.run_id, M::NAME, || EventKind::Entered {
+                // One write of both, from one read of the counter.
+                *progress = Progress {
+                    state: idx,
+                    step: cx.run.steps,
+                };
+                limits.emit(env, cx.run.run_id, M::NAME, || EventKind::Entered {
                     state: info.name.into(),
-                    step: core.steps,
+                    step: cx.run.steps,
                 });
                 let limit = if limits.timed {
-                    time_limit(env, &core, info.name)
+                    time_limit(env, &*cx.run, info.name)
                 } else {
                     None
                 };
-                let mut cx = Cx {
-                    run: &mut core,
-                    env,
-                    state: info,
-                };
+                // Handlers are timed for subscribers; terminal and wait
+                // states have none.
+                let began = (limits.events
+                    && matches!(info.kind, StateKind::Plain | StateKind::Gate))
+                .then(std::time::Instant::now);
                 let step = match limit {
                     Some((limit, hit)) => {
                         match tokio::time::timeout(limit, state.step(handlers, &mut cx)).await {
@@ -190,12 +203,19 @@ macro_rules! run_loop {
                     }
                     None => state.step(handlers, &mut cx).await,
                 };
+                if let Some(began) = began {
+                    limits.emit(env, cx.run.run_id, M::NAME, || EventKind::HandlerFinished {
+                        state: info.name.into(),
+                        step: cx.run.steps,
+                        duration_us: u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX),
+                    });
+                }
                 match step {
                     Step::Moved { next, decision } => {
                         let to = next.state_index();
-                        core.path.push(to as u32);
+                        cx.run.path.push(to as u32);
                         let via = if decision.is_some() {
-                            core.decisions += 1;
+                            cx.run.decisions += 1;
                             DecidedVia::Gate
                         } else {
                             DecidedVia::Code
@@ -208,19 +228,20 @@ macro_rules! run_loop {
                             hook,
                             env,
                             &next,
-                            &core,
+                            &*cx.run,
                             status_after_move(&next),
                             Some(via),
                             decision.as_deref(),
                             info.name
                         );
                         if let Some(record) = decision {
-                            env.emit(core.run_id, M::NAME, || EventKind::Decision(record));
+                            let run_id = cx.run.run_id;
+                            limits.emit(env, run_id, M::NAME, || EventKind::Decision(record));
                         }
-                        env.emit(core.run_id, M::NAME, || EventKind::Transition {
+                        limits.emit(env, cx.run.run_id, M::NAME, || EventKind::Transition {
                             from: info.name.into(),
                             to: M::graph().states[to].name.into(),
-                            step: core.steps,
+                            step: cx.run.steps,
                             via,
                         });
                         state = next;
@@ -230,12 +251,13 @@ macro_rules! run_loop {
                         match kind {
                             RunErrorKind::Bound(hit)
                             | RunErrorKind::Gate(GateError::Bound(hit)) => {
-                                state = exhausted::<M>(env, info.name, &mut core, hit)?;
+                                state = exhausted::<M>(env, info.name, cx.run, hit)?;
+                                limits.wrap_up(cx.run.wrap_up_steps);
                                 $save!(
                                     hook,
                                     env,
                                     &state,
-                                    &core,
+                                    &*cx.run,
                                     status_after_move(&state),
                                     Some(DecidedVia::WrapUp),
                                     None,
@@ -245,8 +267,8 @@ macro_rules! run_loop {
                             kind => {
                                 return Err(fail::<M>(
                                     env,
-                                    core.run_id,
-                                    core.steps,
+                                    cx.run.run_id,
+                                    cx.run.steps,
                                     info.name,
                                     kind,
                                 ));
@@ -255,14 +277,14 @@ macro_rules! run_loop {
                     }
                     Step::Wait(state) => {
                         let waiting = RunStatus::Waiting;
-                        $save!(hook, env, &state, &core, waiting, None, None, info.name);
-                        env.emit(core.run_id, M::NAME, || EventKind::Waiting {
+                        $save!(hook, env, &state, &*cx.run, waiting, None, None, info.name);
+                        limits.emit(env, cx.run.run_id, M::NAME, || EventKind::Waiting {
                             state: info.name.into(),
                         });
                         return Ok(Ended::Waiting(Suspended { state, core }));
                     }
                     Step::Terminal(terminal) => {
-                        env.emit(core.run_id, M::NAME, || EventKind::Finished {
+                        limits.emit(env, core.run_id, M::NAME, || EventKind::Finished {
                             state: info.name.into(),
                             steps: core.steps,
                             usage: core.usage,
@@ -343,27 +365,59 @@ fn classify(error: crate::HandlerError) -> RunErrorKind {
 /// The limits of one run, worked out once when it starts or resumes, so
 /// the per-step check is two comparisons when only steps and visits apply.
 struct Limits {
-    /// The smaller of the machine's and the runner's `max_steps`.
+    /// The smaller of the machine's and the runner's `max_steps`; once
+    /// the run wraps up, its wrap-up allowance instead.
     max_steps: u64,
+    /// The run is wrapping up: only `max_steps` (its allowance) applies.
+    wrapping: bool,
     /// A deadline, token or money budget is set.
     budgets: bool,
     /// A deadline or a handler timeout is set.
     timed: bool,
+    /// There are event subscribers.
+    events: bool,
 }
 
 impl Limits {
-    fn new(env: &Env, graph: &Graph) -> Self {
+    fn new(env: &Env, graph: &Graph, wrap_up_steps: Option<u64>) -> Self {
         let max_steps = match (graph.max_steps, env.bounds.steps()) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b).unwrap_or(u64::MAX),
         };
         let b = &env.bounds;
-        Limits {
+        let mut limits = Limits {
             max_steps,
+            wrapping: false,
             budgets: b.run_deadline().is_some()
                 || b.tokens().is_some()
                 || b.cost_micros().is_some(),
             timed: b.run_deadline().is_some() || b.timeout().is_some(),
+            events: !env.subscribers.is_empty(),
+        };
+        limits.wrap_up(wrap_up_steps);
+        limits
+    }
+
+    /// Switches to the wrap-up allowance once the run has one.
+    #[inline]
+    fn wrap_up(&mut self, wrap_up_steps: Option<u64>) {
+        if let Some(limit) = wrap_up_steps {
+            self.max_steps = limit;
+            self.wrapping = true;
+        }
+    }
+
+    /// [`Env::emit`] behind a flag of the run's own, one load cheaper.
+    #[inline(always)]
+    fn emit(
+        &self,
+        env: &Env,
+        run_id: RunId,
+        machine: &'static str,
+        kind: impl FnOnce() -> EventKind,
+    ) {
+        if self.events {
+            env.emit(run_id, machine, kind);
         }
     }
 }
@@ -377,14 +431,14 @@ fn bound_hit<C>(
     core: &RunCore<C>,
     idx: usize,
 ) -> Option<BoundHit> {
-    if let Some(limit) = core.wrap_up_steps {
-        // Wrapping up: only the wrap-up allowance applies.
-        return (core.steps >= limit).then_some(BoundHit::Steps { limit });
-    }
     if core.steps >= limits.max_steps {
         return Some(BoundHit::Steps {
             limit: limits.max_steps,
         });
+    }
+    if limits.wrapping {
+        // Wrapping up: only the wrap-up allowance applies.
+        return None;
     }
     let info = &graph.states[idx];
     if let Some(limit) = info.max_visits

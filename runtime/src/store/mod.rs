@@ -149,7 +149,12 @@ pub struct Checkpoint {
     pub context: Value,
     /// What the run has spent.
     pub spent: Spent,
-    /// Every state entered, in order, by name.
+    /// Every state entered, in order, by name — in checkpoints where the
+    /// run stops (waiting, finished, failed). Running checkpoints leave it
+    /// empty, so storage grows linearly with a run's length: their path is
+    /// the states of the checkpoints so far ([`crate::history::path`],
+    /// [`Store::run_path`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub path: Vec<Cow<'static, str>>,
     /// Where the run stands.
     pub status: RunStatus,
@@ -163,6 +168,14 @@ pub struct Checkpoint {
     /// The error that ended the run, for a failed run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The machine's graph, in checkpoint 0 only: what the run ran on, for
+    /// tools that show runs without the machine's code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<Box<crate::GraphRecord>>,
+    /// The run and checkpoint this run was forked from
+    /// ([`crate::Runner::fork`]), kept in every checkpoint of the fork.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Parent>,
     /// When the run started, milliseconds since the Unix epoch (run
     /// deadlines count from it).
     pub started_at_ms: u64,
@@ -181,10 +194,20 @@ impl Checkpoint {
             via: None,
             decision: None,
             error: Some(error.into()),
+            graph: None,
             at_ms: now_ms(),
             ..self.clone()
         }
     }
+}
+
+/// Where a forked run came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parent {
+    /// The run it was forked from.
+    pub run_id: RunId,
+    /// The checkpoint of that run it started from.
+    pub seq: u64,
 }
 
 /// One run as a store lists it: its latest checkpoint's header.
@@ -356,7 +379,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn create<'a>(&'a self, first: &'a Checkpoint) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Stores a new run like [`Store::create`], queued for workers
-    /// ([`crate::Worker`], feature `postgres`) to claim and run.
+    /// (`Worker`, feature `postgres`) to claim and run.
     ///
     /// Only stores that workers can share implement it; the default is
     /// [`StoreError::Unsupported`].
@@ -388,6 +411,20 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// All of the run's checkpoints, oldest first.
     fn checkpoints(&self, run_id: RunId) -> BoxFuture<'_, Result<Vec<Checkpoint>, StoreError>>;
+
+    /// Every state the run has entered, in order (see
+    /// [`crate::history::path`]): what a resumed run continues its path
+    /// from.
+    fn run_path(&self, run_id: RunId) -> BoxFuture<'_, Result<Vec<Cow<'static, str>>, StoreError>> {
+        Box::pin(async move { Ok(crate::history::path(&self.checkpoints(run_id).await?)) })
+    }
+
+    /// The run's history as events, oldest first: what its checkpoints
+    /// tell (see [`crate::history::events`]). Compacted runs keep only
+    /// what their last checkpoint tells.
+    fn history(&self, run_id: RunId) -> BoxFuture<'_, Result<Vec<crate::Event>, StoreError>> {
+        Box::pin(async move { Ok(crate::history::events(&self.checkpoints(run_id).await?)) })
+    }
 
     /// The runs whose latest status is `status` (all runs for `None`),
     /// ordered by run id.
@@ -452,6 +489,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
         status: Option<RunStatus>,
     ) -> BoxFuture<'_, Result<Vec<RunSummary>, StoreError>> {
         (**self).runs(status)
+    }
+    fn run_path(&self, run_id: RunId) -> BoxFuture<'_, Result<Vec<Cow<'static, str>>, StoreError>> {
+        (**self).run_path(run_id)
     }
     fn compact(&self, before_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
         (**self).compact(before_ms)
