@@ -1,7 +1,8 @@
-//! The Mermaid graphs in `docs/examples.md` are generated from the
-//! examples' machines: this test fails when the committed text differs from
-//! `Machine::MERMAID`. To refresh the file after changing a machine, run
-//! `GUIDERAIL_UPDATE_DOCS=1 cargo test --test example_docs` and commit it.
+//! The Mermaid graphs in `docs/examples.md` and in the README are generated
+//! from the examples' machines: this test fails when the committed text
+//! differs from `Machine::MERMAID`. To refresh the files after changing a
+//! machine, run `GUIDERAIL_UPDATE_DOCS=1 cargo test --test example_docs`
+//! and commit them.
 #![allow(missing_docs)]
 // Each example declares `mod common;`, so the four include it four times.
 #![allow(clippy::duplicate_mod)]
@@ -20,17 +21,26 @@ mod doc_pipeline;
 #[path = "../examples/research_agent.rs"]
 #[allow(dead_code)]
 mod research_agent;
+#[path = "../examples/support_triage.rs"]
+#[allow(dead_code)]
+mod support_triage;
 
-const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples.md");
+/// The files that show the graphs.
+const DOCS: [&str; 2] = [
+    concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples.md"),
+    concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"),
+];
 const UPDATE: &str = "GUIDERAIL_UPDATE_DOCS";
 
 /// Every machine whose graph the guide shows: its name and Mermaid text.
-fn machines() -> [(&'static str, &'static str); 4] {
+fn machines() -> [(&'static str, &'static str); 5] {
     use approval_workflow::Approval;
     use axum_service::Expense;
     use doc_pipeline::DocPipeline;
     use research_agent::ResearchAgent;
+    use support_triage::Support;
     [
+        (Support::NAME, Support::MERMAID),
         (ResearchAgent::NAME, ResearchAgent::MERMAID),
         (Approval::NAME, Approval::MERMAID),
         (DocPipeline::NAME, DocPipeline::MERMAID),
@@ -60,12 +70,18 @@ fn with_block(text: &str, name: &str, mermaid: &str) -> Option<String> {
 
 #[test]
 fn the_guides_mermaid_graphs_are_generated_from_the_code() {
-    let committed = std::fs::read_to_string(DOC).expect("docs/examples.md exists");
+    for doc in DOCS {
+        check(doc);
+    }
+}
+
+fn check(doc: &str) {
+    let committed = std::fs::read_to_string(doc).unwrap_or_else(|e| panic!("{doc}: {e}"));
     let mut expected = committed.clone();
     for (name, mermaid) in machines() {
         expected = with_block(&expected, name, mermaid).unwrap_or_else(|| {
             panic!(
-                "docs/examples.md has no block for `{name}`: add the two lines\n{}\n{}\nwhere its graph goes, then run {UPDATE}=1 cargo test --test example_docs",
+                "{doc} has no block for `{name}`: add the two lines\n{}\n{}\nwhere its graph goes, then run {UPDATE}=1 cargo test --test example_docs",
                 begin(name),
                 end(name)
             )
@@ -73,7 +89,7 @@ fn the_guides_mermaid_graphs_are_generated_from_the_code() {
     }
     if std::env::var_os(UPDATE).is_some() {
         if expected != committed {
-            std::fs::write(DOC, &expected).expect("rewrite docs/examples.md");
+            std::fs::write(doc, &expected).unwrap_or_else(|e| panic!("rewrite {doc}: {e}"));
         }
         return;
     }
@@ -84,7 +100,7 @@ fn the_guides_mermaid_graphs_are_generated_from_the_code() {
             .position(|(a, b)| a != b)
             .unwrap_or_else(|| committed.lines().count().min(expected.lines().count()));
         panic!(
-            "docs/examples.md differs from the examples' graphs from line {}:\n  committed: {:?}\n  generated: {:?}\nrun {UPDATE}=1 cargo test --test example_docs and commit the file",
+            "{doc} differs from the examples' graphs from line {}:\n  committed: {:?}\n  generated: {:?}\nrun {UPDATE}=1 cargo test --test example_docs and commit the file",
             first + 1,
             committed.lines().nth(first).unwrap_or("(end of file)"),
             expected.lines().nth(first).unwrap_or("(end of file)"),

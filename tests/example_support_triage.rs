@@ -402,3 +402,36 @@ fn killed_at_any_step_the_rerun_resumes() {
         interrupt_and_resume(&step_line(step), kill, &reference);
     }
 }
+
+/// Replaying the example's stored run with its own handlers reproduces it
+/// exactly; exported and imported back, the history replays the same.
+#[test]
+fn the_examples_run_replays_exactly() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let db = dir.path().join("support_triage.db");
+    let outcome = run_example(&db, Duration::ZERO).remove(0);
+    let recorded = stored_checkpoints(&db, outcome.run_id);
+    let agent = support_triage::Agent {
+        step_delay: Duration::ZERO,
+    };
+    let runner = guiderail::Runner::new();
+    let rt = runtime();
+    let report = rt
+        .block_on(runner.replay::<Support, _>(&agent, &recorded))
+        .expect("the replay runs");
+    assert!(report.is_identical(), "{report}");
+    assert_eq!(report.compared, recorded.len() as u64);
+    assert_eq!(
+        report.replayed.last().map(|c| c.path.clone()),
+        recorded.last().map(|c| c.path.clone())
+    );
+
+    let mut jsonl = Vec::new();
+    guiderail::history::export_jsonl(&recorded, &mut jsonl).expect("export");
+    let imported = guiderail::history::import_jsonl(&jsonl[..]).expect("import");
+    assert_eq!(imported, recorded);
+    let again = rt
+        .block_on(runner.replay::<Support, _>(&agent, &imported))
+        .expect("the replay runs");
+    assert!(again.is_identical(), "{again}");
+}

@@ -100,6 +100,13 @@ pub(crate) enum Action {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Creates or upgrades a store's schema (for deploy steps where the
+    /// application's database user may not create tables): a PostgreSQL
+    /// schema, or a SQLite file (created if missing).
+    Migrate {
+        #[command(flatten)]
+        db: Db,
+    },
     /// Replays a run with a machine compiled into this binary and reports
     /// the first difference from the record (exit code 1 if there is one).
     Replay {

@@ -288,6 +288,9 @@ impl Cli {
                     None => out.write_all(html.as_bytes())?,
                 }
             }
+            Action::Migrate { db } => {
+                writeln!(out, "{}", store::migrate(&db).await?)?;
+            }
             Action::Replay { run, db } => {
                 if self.machines.is_empty() {
                     return Err(Error::from(

@@ -14,7 +14,7 @@ use crate::args::Db;
 /// if missing; reading never changes it).
 pub(crate) async fn open(db: &Db, create: bool, write: bool) -> Result<Arc<dyn Store>, Error> {
     let Db { db, schema } = db;
-    if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+    if is_pg(db) {
         return open_pg(db, schema, write).await;
     }
     let path = db.strip_prefix("sqlite://").unwrap_or(db);
@@ -31,6 +31,44 @@ pub(crate) async fn open(db: &Db, create: bool, write: bool) -> Result<Arc<dyn S
         Err(e) => return Err(Error(format!("cannot open database `{db}`: {e}"))),
     }
     Ok(Arc::new(SqliteStore::open(path)?))
+}
+
+/// Brings the store's schema up to date (creating a SQLite file, or a
+/// PostgreSQL schema, if missing) and says what it did.
+pub(crate) async fn migrate(db: &Db) -> Result<String, Error> {
+    if is_pg(&db.db) {
+        return migrate_pg(db).await;
+    }
+    open(db, true, true).await?;
+    Ok(format!("`{}` is up to date", db.db))
+}
+
+fn is_pg(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+#[cfg(feature = "postgres")]
+async fn migrate_pg(db: &Db) -> Result<String, Error> {
+    use guiderail_runtime::store::{PgOptions, PgStore};
+    let options = PgOptions::new(&db.db)
+        .schema(&db.schema)
+        .max_connections(1)
+        .application_name("guiderail-cli")
+        .migrate_on_connect(false);
+    let store = PgStore::connect_with(options).await?;
+    let version = store.migrate().await?;
+    Ok(format!(
+        "schema `{}` on {} is at version {version}",
+        db.schema,
+        shown(&db.db)
+    ))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn migrate_pg(db: &Db) -> Result<String, Error> {
+    open_pg(&db.db, &db.schema, true)
+        .await
+        .map(|_| String::new())
 }
 
 #[cfg(feature = "postgres")]

@@ -224,6 +224,10 @@ async fn errors_are_one_line_and_write_nothing() {
         assert!(err.contains("does not exist"), "{err}");
     }
     assert!(!std::path::Path::new(&missing).exists());
+    // `migrate` is the command that creates one on purpose.
+    let said = ok(&["migrate", "--db", &missing]);
+    assert!(said.contains("up to date"), "{said}");
+    assert!(ok(&["runs", "--db", &missing]).contains("(no runs)"));
 
     // An unknown run, and a string that is no run id.
     let unknown = guiderail::RunId::new().to_string();

@@ -43,6 +43,15 @@ async fn a_run_imported_into_postgres_reads_back_the_same() {
     let run = |args: Vec<String>| ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let fail = |args: Vec<String>| fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
+    // An explicit migration creates the schema; a second one changes nothing.
+    let said = run(pg(&["migrate"]));
+    assert!(
+        said.contains(&format!("schema `{schema}`")) && said.contains("version 1"),
+        "{said}"
+    );
+    assert!(run(pg(&["migrate"])).contains("version 1"));
+    assert!(run(pg(&["runs"])).contains("(no runs)"));
+
     let said = run(pg(&["import", &file]));
     assert!(said.contains(&format!("imported run {id}")), "{said}");
     let table = run(pg(&["runs"]));

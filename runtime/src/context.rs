@@ -26,6 +26,12 @@ pub(crate) struct RunCore<C> {
     pub(crate) wrap_up_steps: Option<u64>,
     /// Checkpointed in the runner's store: `Cx::effect` journals.
     pub(crate) durable: bool,
+    /// When the current handler began (written only for subscribers, here
+    /// rather than in a local, which would widen the run's future).
+    pub(crate) handler_began: std::time::Instant,
+    /// The wall-clock time of that, in milliseconds since the Unix epoch:
+    /// the step's events are stamped from these two, one clock read each.
+    pub(crate) entered_at_ms: u64,
 }
 
 /// The handle a handler gets: the run's context value, where the run is,

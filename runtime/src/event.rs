@@ -2,13 +2,13 @@
 
 use std::borrow::Cow;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::bounds::{BoundHit, Usage};
 use crate::gate::DecisionRecord;
 use crate::run_id::RunId;
+use crate::store::now_ms;
 
 /// Who picked a transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,10 +137,10 @@ pub struct Event {
 
 impl Event {
     pub(crate) fn now(run_id: RunId, machine: &'static str, kind: EventKind) -> Self {
-        let at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_default();
+        Self::at(now_ms(), run_id, machine, kind)
+    }
+
+    pub(crate) fn at(at_ms: u64, run_id: RunId, machine: &'static str, kind: EventKind) -> Self {
         Event {
             v: EVENT_VERSION,
             run_id,

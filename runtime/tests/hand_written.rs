@@ -232,14 +232,22 @@ async fn handlers_are_timed() {
             ("Escalate".to_owned(), 3)
         ]
     );
-    for pair in events.windows(2) {
-        if let EventKind::HandlerFinished { state, .. } = &pair[1].kind {
-            assert!(
-                matches!(&pair[0].kind, EventKind::Entered { state: s, .. } if s == state),
-                "{:?} before {:?}",
-                pair[0].kind,
-                pair[1].kind
-            );
+    // Each timing follows its state's entry (a gate's decision, made inside
+    // the handler, comes between) and comes before the move it returned.
+    let mut entered = None;
+    for (i, e) in events.iter().enumerate() {
+        match &e.kind {
+            EventKind::Entered { state, .. } => entered = Some(state.clone()),
+            EventKind::HandlerFinished { state, .. } => {
+                assert_eq!(entered.as_ref(), Some(state), "{:?}", e.kind);
+                assert!(
+                    matches!(&events[i + 1].kind, EventKind::Transition { from, .. } if from == state),
+                    "{:?} after {:?}",
+                    events[i + 1].kind,
+                    e.kind
+                );
+            }
+            _ => {}
         }
     }
 }

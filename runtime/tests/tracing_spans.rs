@@ -1,4 +1,4 @@
-//! `tracing` spans for runs and model calls, with the OpenTelemetry GenAI
+//! `tracing` spans for runs, steps and model calls, with the OpenTelemetry GenAI
 //! attribute names, seen by an ordinary tracing layer. (Alone in its test
 //! binary: tracing's per-callsite interest is process-wide.)
 #![allow(missing_docs)]
@@ -89,6 +89,27 @@ fn model_calls_are_spans_with_gen_ai_attributes() {
         .unwrap_or_else(|| panic!("a run span: {spans:?}"));
     assert_eq!(run.1["run_id"], out.run_id.to_string());
     assert_eq!(run.1["machine"], "Support");
+    // A span per step that ran a handler, with the run's tokens and cost
+    // so far.
+    let steps: Vec<_> = spans
+        .iter()
+        .filter(|(n, _)| n == "guiderail.step")
+        .collect();
+    let seen: Vec<(&str, &str)> = steps
+        .iter()
+        .map(|(_, f)| (f["state"].as_str(), f["step"].as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("Intake", "1"), ("Classify", "2"), ("Escalate", "3")]
+    );
+    for (_, f) in &steps {
+        assert_eq!(f["run_id"], out.run_id.to_string());
+        assert_eq!(f["machine"], "Support");
+    }
+    assert_eq!(steps[0].1["guiderail.tokens"], "0");
+    assert_eq!(steps[1].1["guiderail.tokens"], "128");
+    assert_eq!(steps[2].1["guiderail.cost_micros"], "42");
     let calls: Vec<_> = spans.iter().filter(|(n, _)| n == "gen_ai.chat").collect();
     assert_eq!(calls.len(), 1, "one model call: {spans:?}");
     let f = &calls[0].1;

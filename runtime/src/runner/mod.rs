@@ -47,6 +47,20 @@ impl Env {
         }
     }
 
+    /// [`Env::emit`] with the event's time given (one clock read shared by
+    /// a step's events).
+    pub(crate) fn emit_at(
+        &self,
+        at_ms: u64,
+        run_id: RunId,
+        machine: &'static str,
+        kind: impl FnOnce() -> EventKind,
+    ) {
+        if !self.subscribers.is_empty() {
+            self.send(Event::at(at_ms, run_id, machine, kind()));
+        }
+    }
+
     #[inline(never)]
     fn send(&self, event: Event) {
         for s in &self.subscribers {
@@ -479,6 +493,8 @@ impl Runner {
             started: tokio::time::Instant::now(),
             wrap_up_steps: None,
             durable: false,
+            handler_began: std::time::Instant::now(),
+            entered_at_ms: 0,
         }
     }
 

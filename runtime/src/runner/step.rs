@@ -15,7 +15,7 @@ use crate::context::{Cx, RunCore};
 use crate::error::{RunError, RunErrorKind};
 use crate::event::{DecidedVia, EventKind};
 use crate::gate::GateError;
-use crate::graph::{Graph, StateKind};
+use crate::graph::{Graph, StateInfo, StateKind};
 use crate::machine::{Dispatch, Machine, Step};
 use crate::path::Path;
 use crate::run_id::RunId;
@@ -180,36 +180,30 @@ macro_rules! run_loop {
                     state: idx,
                     step: cx.run.steps,
                 };
-                limits.emit(env, cx.run.run_id, M::NAME, || EventKind::Entered {
-                    state: info.name.into(),
-                    step: cx.run.steps,
-                });
-                let limit = if limits.timed {
-                    time_limit(env, &*cx.run, info.name)
-                } else {
-                    None
-                };
-                // Handlers are timed for subscribers; terminal and wait
-                // states have none.
-                let began = (limits.events
-                    && matches!(info.kind, StateKind::Plain | StateKind::Gate))
-                .then(std::time::Instant::now);
-                let step = match limit {
-                    Some((limit, hit)) => {
-                        match tokio::time::timeout(limit, state.step(handlers, &mut cx)).await {
-                            Ok(step) => step,
-                            Err(_) => Step::Failed(hit.into()),
-                        }
-                    }
-                    None => state.step(handlers, &mut cx).await,
-                };
-                if let Some(began) = began {
-                    limits.emit(env, cx.run.run_id, M::NAME, || EventKind::HandlerFinished {
-                        state: info.name.into(),
-                        step: cx.run.steps,
-                        duration_us: u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX),
-                    });
+                if limits.events {
+                    entered(env, M::NAME, cx.run, info);
                 }
+                // Timeouts and per-step tracing spans share one slower
+                // path, so the plain loop keeps a single `.await`.
+                let step = if limits.guarded {
+                    let limit = if limits.timed {
+                        time_limit(env, &*cx.run, info.name)
+                    } else {
+                        None
+                    };
+                    let span = if limits.traced
+                        && matches!(info.kind, StateKind::Plain | StateKind::Gate)
+                    {
+                        step_span(M::NAME, cx.run.run_id, info.name, cx.run.steps)
+                    } else {
+                        tracing::Span::none()
+                    };
+                    let step = guarded(state.step(handlers, &mut cx), limit, span.clone()).await;
+                    record_usage(&span, &cx.run.usage);
+                    step
+                } else {
+                    state.step(handlers, &mut cx).await
+                };
                 match step {
                     Step::Moved { next, decision } => {
                         let to = next.state_index();
@@ -238,12 +232,9 @@ macro_rules! run_loop {
                             let run_id = cx.run.run_id;
                             limits.emit(env, run_id, M::NAME, || EventKind::Decision(record));
                         }
-                        limits.emit(env, cx.run.run_id, M::NAME, || EventKind::Transition {
-                            from: info.name.into(),
-                            to: M::graph().states[to].name.into(),
-                            step: cx.run.steps,
-                            via,
-                        });
+                        if limits.events {
+                            moved(env, M::NAME, cx.run, info, M::graph().states[to].name, via);
+                        }
                         state = next;
                     }
                     Step::Failed(error) => {
@@ -265,6 +256,9 @@ macro_rules! run_loop {
                                 );
                             }
                             kind => {
+                                if limits.events {
+                                    handler_finished(env, M::NAME, cx.run, info);
+                                }
                                 return Err(fail::<M>(
                                     env,
                                     cx.run.run_id,
@@ -376,6 +370,10 @@ struct Limits {
     timed: bool,
     /// There are event subscribers.
     events: bool,
+    /// A tracing subscriber wants per-step spans.
+    traced: bool,
+    /// `timed` or `traced`: steps take the slower path.
+    guarded: bool,
 }
 
 impl Limits {
@@ -393,7 +391,10 @@ impl Limits {
                 || b.cost_micros().is_some(),
             timed: b.run_deadline().is_some() || b.timeout().is_some(),
             events: !env.subscribers.is_empty(),
+            traced: tracing::enabled!(target: STEP_SPAN_TARGET, tracing::Level::INFO),
+            guarded: false,
         };
+        limits.guarded = limits.timed || limits.traced;
         limits.wrap_up(wrap_up_steps);
         limits
     }
@@ -577,4 +578,108 @@ pub(super) fn fail<M: Machine>(
         error: error.kind.to_string(),
     });
     error
+}
+
+/// Tells subscribers the run entered `info`, and starts timing its handler
+/// (out of line: the loop without subscribers stays as small as it was).
+#[cold]
+#[inline(never)]
+fn entered<C>(env: &Env, machine: &'static str, run: &mut RunCore<C>, info: &StateInfo) {
+    run.entered_at_ms = crate::store::now_ms();
+    env.emit_at(run.entered_at_ms, run.run_id, machine, || {
+        EventKind::Entered {
+            state: info.name.into(),
+            step: run.steps,
+        }
+    });
+    run.handler_began = std::time::Instant::now();
+}
+
+/// Tells subscribers how long the handler of `info` took; returns when it
+/// finished (milliseconds since the Unix epoch).
+fn handler_finished<C>(
+    env: &Env,
+    machine: &'static str,
+    run: &RunCore<C>,
+    info: &StateInfo,
+) -> u64 {
+    let took = run.handler_began.elapsed();
+    let at_ms = run
+        .entered_at_ms
+        .saturating_add(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+    env.emit_at(at_ms, run.run_id, machine, || EventKind::HandlerFinished {
+        state: info.name.into(),
+        step: run.steps,
+        duration_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+    });
+    at_ms
+}
+
+/// Tells subscribers the handler of `from` returned and the run moved to
+/// `to` (one call out of the loop for both).
+#[cold]
+#[inline(never)]
+fn moved<C>(
+    env: &Env,
+    machine: &'static str,
+    run: &RunCore<C>,
+    from: &StateInfo,
+    to: &'static str,
+    via: DecidedVia,
+) {
+    let at_ms = handler_finished(env, machine, run, from);
+    env.emit_at(at_ms, run.run_id, machine, || EventKind::Transition {
+        from: from.name.into(),
+        to: to.into(),
+        step: run.steps,
+        via,
+    });
+}
+
+/// The target of the per-step spans.
+const STEP_SPAN_TARGET: &str = "guiderail::step";
+
+/// A span for one step: run, machine, state and step now, the run's tokens
+/// and cost once the handler returns.
+#[cold]
+#[inline(never)]
+fn step_span(
+    machine: &'static str,
+    run_id: RunId,
+    state: &'static str,
+    step: u64,
+) -> tracing::Span {
+    tracing::info_span!(
+        target: STEP_SPAN_TARGET,
+        "guiderail.step",
+        run_id = %run_id,
+        machine,
+        state,
+        step,
+        guiderail.tokens = tracing::field::Empty,
+        guiderail.cost_micros = tracing::field::Empty,
+    )
+}
+
+fn record_usage(span: &tracing::Span, usage: &crate::bounds::Usage) {
+    if !span.is_disabled() {
+        span.record("guiderail.tokens", usage.total_tokens());
+        span.record("guiderail.cost_micros", usage.cost_micros);
+    }
+}
+
+/// A step with its time limit and inside its span.
+async fn guarded<M>(
+    step: impl Future<Output = Step<M>>,
+    limit: Option<(Duration, BoundHit)>,
+    span: tracing::Span,
+) -> Step<M> {
+    let step = step.instrument(span);
+    match limit {
+        Some((limit, hit)) => match tokio::time::timeout(limit, step).await {
+            Ok(step) => step,
+            Err(_) => Step::Failed(hit.into()),
+        },
+        None => step.await,
+    }
 }
