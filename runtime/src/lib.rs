@@ -11,6 +11,7 @@ mod context;
 mod error;
 mod event;
 mod event_bus;
+mod fan_out;
 mod gate;
 mod graph;
 mod graph_record;
@@ -33,6 +34,7 @@ pub use context::Cx;
 pub use error::{HandlerError, HandlerResult, RunError, RunErrorKind};
 pub use event::{DecidedVia, EVENT_VERSION, Event, EventKind, EventLog, Subscriber};
 pub use event_bus::{EventBus, EventStream, Lagged};
+pub use fan_out::{Child, FanOut, child_id};
 pub use gate::{
     Attempt, DecidedBy, Decision, DecisionRecord, FromGateFailure, GateError, GateFailure,
     GateMoves, GateSpec, MoveInfo, MoveShape, MoveSpec, decode_answer, encode_move,

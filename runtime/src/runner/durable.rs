@@ -425,8 +425,28 @@ impl Runner {
         M::Context: DurableContext,
         H: ?Sized + Sync,
     {
+        self.start_child(run_id, None, handlers, start, context)
+            .await
+    }
+
+    /// [`Runner::start_durable_with_id`], for a child run of `parent` if
+    /// there is one (recorded in its checkpoints).
+    pub(crate) async fn start_child<M, H>(
+        &self,
+        run_id: RunId,
+        parent: Option<crate::store::Parent>,
+        handlers: &H,
+        start: Start<M>,
+        context: M::Context,
+    ) -> Result<Ended<M>, DurableError>
+    where
+        M: Dispatch<H> + DurableMachine,
+        M::Context: DurableContext,
+        H: ?Sized + Sync,
+    {
         let store = self.require_store()?;
-        let (state, core, first) = self.first_checkpoint(run_id, start, context)?;
+        let (state, core, mut first) = self.first_checkpoint(run_id, start, context)?;
+        first.parent = parent;
         store.create(&first).await?;
         self.env.emit(core.run_id, M::NAME, || EventKind::Started {
             state: state.state_name().into(),

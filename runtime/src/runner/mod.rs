@@ -419,6 +419,28 @@ impl Runner {
         self.begin(handlers, start.0, core).await
     }
 
+    /// A runner over `env`.
+    pub(crate) fn from_env(env: Env) -> Runner {
+        Runner { env: Arc::new(env) }
+    }
+
+    /// [`Runner::start`] with the run id given.
+    pub(crate) async fn start_with_id<M, H>(
+        &self,
+        run_id: RunId,
+        handlers: &H,
+        start: Start<M>,
+        context: M::Context,
+    ) -> Result<Ended<M>, RunError>
+    where
+        M: Dispatch<H>,
+        H: ?Sized + Sync,
+    {
+        let mut core = self.new_core::<M>(context);
+        core.run_id = run_id;
+        self.begin(handlers, start.0, core).await
+    }
+
     /// Runs a machine from its initial state on its own tokio task.
     pub fn spawn<M, H>(
         &self,
