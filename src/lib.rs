@@ -21,8 +21,8 @@ pub mod __private {
     pub use guiderail_macros::__check_handlers;
     pub use guiderail_runtime::__private::*;
     pub use guiderail_runtime::{
-        BoundHit, Cx, Decision, Dispatch, Edge, FromGateFailure, GateFailure, GateMoves, GateSpec,
-        Graph, HandlerResult, Machine, MoveInfo, MoveShape, Signal, Start, StateInfo, StateKind,
-        Step, WorstCase,
+        BoundHit, ChildInput, ChildOutput, Cx, Decision, Dispatch, Edge, FromGateFailure,
+        GateFailure, GateMoves, GateSpec, Graph, HandlerResult, Machine, MoveInfo, MoveShape,
+        Signal, Start, StateInfo, StateKind, Step, WorstCase,
     };
 }

@@ -89,7 +89,10 @@ pub enum Research {
     #[initial]
     #[to(Gather)]
     Plan,
+    /// Starts a `Lookup` per query (checked at compile time: `Lookup`
+    /// starts with a `Job` and has a terminal state without payload).
     #[to(Done)]
+    #[children(Lookup, input = Job, output = ())]
     Gather,
     #[terminal]
     Done,
@@ -301,4 +304,13 @@ async fn durable_children_survive_a_crash_and_finished_ones_do_not_run_again() {
             );
         }
     }
+}
+
+#[test]
+fn the_graph_shows_the_children() {
+    assert!(
+        Research::MERMAID.contains("note right of Gather: children: Lookup"),
+        "{}",
+        Research::MERMAID
+    );
 }

@@ -71,6 +71,8 @@ pub struct State {
     pub fallback: Option<Ident>,
     /// `#[gate(max_repairs = N)]`.
     pub max_repairs: Option<u32>,
+    /// `#[children(Machine, input = T, output = U)]`.
+    pub children: Option<Children>,
     pub payload: Payload,
     /// The variant's fields as written (with their attributes), copied into
     /// the generated move enums.
@@ -79,6 +81,20 @@ pub struct State {
     pub doc: String,
     /// The variant's other attributes (docs, serde, cfg, …), kept as written.
     pub attrs: Vec<Attribute>,
+}
+
+/// A state's child machine: `#[children(Machine, input = T, output = U)]`.
+#[derive(Clone)]
+#[cfg_attr(test, derive(Debug))]
+pub struct Children {
+    /// The child machine, as written.
+    pub machine: syn::Path,
+    /// The context each child is started with.
+    pub input: Type,
+    /// A terminal payload of the child machine, if declared.
+    pub output: Option<Type>,
+    /// Where errors about the declaration go: the child machine's name.
+    pub span: Span,
 }
 
 impl State {

@@ -14,6 +14,13 @@ pub const GATE: &str = "gate";
 pub const WAIT: &str = "wait";
 /// `#[max_visits(N)]`: how often a run may enter the state.
 pub const MAX_VISITS: &str = "max_visits";
+/// `#[children(Machine, input = T, output = U)]`: the state fans out to
+/// child runs of `Machine`.
+pub const CHILDREN: &str = "children";
+/// `input = T` in `#[children(..)]`.
+pub const INPUT: &str = "input";
+/// `output = U` in `#[children(..)]`.
+pub const OUTPUT: &str = "output";
 
 /// `#[gate(fallback = State)]`: the move taken when no valid decision comes.
 pub const FALLBACK: &str = "fallback";
@@ -21,7 +28,7 @@ pub const FALLBACK: &str = "fallback";
 pub const MAX_REPAIRS: &str = "max_repairs";
 
 /// All state attributes, in the order the docs list them.
-pub const STATE_ATTRS: &[&str] = &[INITIAL, TERMINAL, TO, GATE, WAIT, MAX_VISITS];
+pub const STATE_ATTRS: &[&str] = &[INITIAL, TERMINAL, TO, GATE, WAIT, MAX_VISITS, CHILDREN];
 
 /// `context = T` in `#[machine(..)]`.
 pub const CONTEXT: &str = "context";

@@ -147,6 +147,26 @@ where
     }
 }
 
+/// A machine whose child runs start with context `I`: its own context type
+/// (implemented by `#[machine]`). `#[children(C, input = I)]` on a state
+/// checks it.
+#[diagnostic::on_unimplemented(
+    message = "child machine `{Self}` does not start with `{I}`: a child run starts with its machine's context",
+    label = "this machine's context is not `{I}`",
+    note = "make `input = ` the context type of `{Self}` (its `#[machine(context = ..)]`), or fan out to another machine"
+)]
+pub trait ChildInput<I> {}
+
+/// A machine with a terminal state whose payload is `O` (`()` for a
+/// terminal state without payload): implemented by `#[machine]`.
+/// `#[children(C, input = I, output = O)]` on a state checks it.
+#[diagnostic::on_unimplemented(
+    message = "no terminal state of child machine `{Self}` carries `{O}`",
+    label = "`{Self}` has no terminal state with payload `{O}`",
+    note = "make `output = ` the payload type of one of `{Self}`'s terminal states, or leave `output` out"
+)]
+pub trait ChildOutput<O> {}
+
 /// The id of child `index` of the fan-out at `step` of run `parent`: the
 /// same every time that step runs.
 pub fn child_id(parent: RunId, step: u64, index: usize) -> RunId {

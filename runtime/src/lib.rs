@@ -34,7 +34,7 @@ pub use context::Cx;
 pub use error::{HandlerError, HandlerResult, RunError, RunErrorKind};
 pub use event::{DecidedVia, EVENT_VERSION, Event, EventKind, EventLog, Subscriber};
 pub use event_bus::{EventBus, EventStream, Lagged};
-pub use fan_out::{Child, FanOut, child_id};
+pub use fan_out::{Child, ChildInput, ChildOutput, FanOut, child_id};
 pub use gate::{
     Attempt, DecidedBy, Decision, DecisionRecord, FromGateFailure, GateError, GateFailure,
     GateMoves, GateSpec, MoveInfo, MoveShape, MoveSpec, decode_answer, encode_move,

@@ -73,6 +73,32 @@ pub fn max_visits_on_terminal(r: &mut Report, s: &State) {
     );
 }
 
+/// Children are started by a state's handler, so a state without one (a
+/// terminal or wait state) cannot have them.
+///
+/// ```text
+/// #[terminal] #[children(Lookup, input = Job)]  // error
+/// Done,
+/// ```
+pub fn children_where_no_handler_runs(r: &mut Report, s: &State) {
+    let Some(children) = &s.children else {
+        return;
+    };
+    let what = match s.kind {
+        Kind::Terminal => "terminal",
+        Kind::Wait => "wait",
+        _ => return,
+    };
+    r.error(
+        Pos::on(s, Part::Children),
+        children.span,
+        format!(
+            "`{}` is a {what} state: it runs no handler, so it cannot start child runs; put `#[children(..)]` on the state whose handler calls `cx.fan_out`",
+            s.ident
+        ),
+    );
+}
+
 /// A model fills a gate move's payload as a JSON object, so a gate's
 /// targets carry no payload, named fields, or one unnamed field (whose
 /// type is then the object).

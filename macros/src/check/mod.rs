@@ -27,6 +27,7 @@ pub fn machine(cx: &Ctxt, m: &Machine) {
         local::terminal_with_moves(&mut report, s);
         local::duplicate_target(&mut report, s);
         local::max_visits_on_terminal(&mut report, s);
+        local::children_where_no_handler_runs(&mut report, s);
         local::gate_move_payload(&mut report, m, s);
         local::gate_fallback(&mut report, m, s);
     }
@@ -66,6 +67,8 @@ pub enum Part {
     /// The `#[to]` attribute (`None`) or its n-th target.
     To(Option<usize>),
     MaxVisits,
+    /// The `#[children(..)]` attribute.
+    Children,
     Name,
 }
 

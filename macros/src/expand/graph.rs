@@ -250,6 +250,16 @@ pub fn mermaid(m: &Machine, worst: WorstCase) -> String {
     if let Some(wrap) = &m.on_exhausted {
         out.push_str(&format!("    note left of {wrap}: on_exhausted\n"));
     }
+    for s in &m.states {
+        if let Some(c) = &s.children {
+            let child = c.machine.segments.last().map(|s| s.ident.to_string());
+            out.push_str(&format!(
+                "    note right of {}: children: {}\n",
+                s.ident,
+                child.unwrap_or_default()
+            ));
+        }
+    }
     out
 }
 

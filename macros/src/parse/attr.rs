@@ -9,9 +9,10 @@ use syn::{Attribute, Expr, ExprLit, Ident, Lit, LitInt, Meta, Token};
 
 use crate::check::suggest::did_you_mean;
 use crate::ctxt::Ctxt;
-use crate::model::Kind;
+use crate::model::{Children, Kind};
 use crate::symbol::{
-    FALLBACK, GATE, INITIAL, MAX_REPAIRS, MAX_VISITS, STATE_ATTRS, TERMINAL, TO, WAIT,
+    CHILDREN, FALLBACK, GATE, INITIAL, INPUT, MAX_REPAIRS, MAX_VISITS, OUTPUT, STATE_ATTRS,
+    TERMINAL, TO, WAIT,
 };
 
 /// What the attributes of one variant say.
@@ -26,6 +27,8 @@ pub struct StateAttrs {
     pub fallback: Option<Ident>,
     /// `#[gate(max_repairs = N)]`.
     pub max_repairs: Option<u32>,
+    /// `#[children(..)]`.
+    pub children: Option<Children>,
     pub doc: String,
     /// Attributes that are not ours, kept on the variant.
     pub other: Vec<Attribute>,
@@ -117,6 +120,12 @@ pub fn parse_state_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StateAttrs {
                     "`#[max_visits(N)]` takes a whole number, e.g. `#[max_visits(3)]`",
                 ),
             },
+            CHILDREN => {
+                if out.children.is_some() {
+                    cx.error_spanned_by(attr, "`#[children(..)]` is given twice; keep one");
+                }
+                out.children = children_args(cx, attr);
+            }
             _ => {
                 if let Some(suggestion) = did_you_mean(&name, STATE_ATTRS.iter().copied()) {
                     cx.error_spanned_by(
@@ -208,6 +217,62 @@ fn gate_args(cx: &Ctxt, attr: &Attribute, out: &mut StateAttrs) {
     }
 }
 
+/// `#[children(Machine, input = T)]` or `#[children(Machine, input = T,
+/// output = U)]`.
+fn children_args(cx: &Ctxt, attr: &Attribute) -> Option<Children> {
+    const USAGE: &str = "`#[children(..)]` names the child machine and the types it is started with and ends with, e.g. `#[children(Lookup, input = Job, output = Found)]`";
+    let parsed = attr.parse_args_with(|input: syn::parse::ParseStream<'_>| {
+        let machine: syn::Path = input.parse()?;
+        let mut pairs = Vec::new();
+        while !input.is_empty() {
+            input.parse::<Token![,]>()?;
+            if input.is_empty() {
+                break;
+            }
+            let key: Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            let ty: syn::Type = input.parse()?;
+            pairs.push((key, ty));
+        }
+        Ok((machine, pairs))
+    });
+    let Ok((machine, pairs)) = parsed else {
+        cx.error_spanned_by(attr, USAGE);
+        return None;
+    };
+    let (mut input, mut output) = (None, None);
+    for (key, ty) in pairs {
+        match key.to_string().as_str() {
+            INPUT => input = Some(ty),
+            OUTPUT => output = Some(ty),
+            other => {
+                let hint = did_you_mean(other, [INPUT, OUTPUT])
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                cx.error_spanned_by(
+                    &key,
+                    format!(
+                        "`#[children(..)]` takes `input = T` and `output = U`, not `{other}`{hint}"
+                    ),
+                );
+            }
+        }
+    }
+    let Some(input) = input else {
+        cx.error_spanned_by(
+            attr,
+            "`#[children(..)]` needs `input = T`: the context each child run starts with",
+        );
+        return None;
+    };
+    Some(Children {
+        span: machine.span(),
+        machine,
+        input,
+        output,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::check::tests::errors;
@@ -234,6 +299,31 @@ mod tests {
                 "a terminal state has no next move to wait for: remove `#[wait]` or `#[terminal]`",
                 "a state's next move is picked either by a model (`#[gate]`) or by a signal (`#[wait]`), not both: remove one of them",
                 "`#[terminal]` is given twice on this state; keep one",
+            ]
+        );
+    }
+
+    #[test]
+    fn children_need_a_machine_and_an_input() {
+        let e = errors(
+            quote!(context = ()),
+            syn::parse_quote! {
+                enum M {
+                    #[initial] #[to(B, C, D)] #[children(Lookup)] A,
+                    #[to(Done)] #[children(Lookup, input = Job, ouptut = ())] B,
+                    #[to(Done)] #[children(input = Job)] C,
+                    #[wait] #[to(Done)] #[children(Lookup, input = Job)] D,
+                    #[terminal] Done,
+                }
+            },
+        );
+        assert_eq!(
+            e,
+            [
+                "`#[children(..)]` needs `input = T`: the context each child run starts with",
+                "`#[children(..)]` takes `input = T` and `output = U`, not `ouptut`; did you mean `output`?",
+                "`#[children(..)]` names the child machine and the types it is started with and ends with, e.g. `#[children(Lookup, input = Job, output = Found)]`",
+                "`D` is a wait state: it runs no handler, so it cannot start child runs; put `#[children(..)]` on the state whose handler calls `cx.fan_out`",
             ]
         );
     }

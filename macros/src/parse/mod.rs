@@ -64,6 +64,7 @@ pub fn machine(cx: &Ctxt, args: TokenStream, item: &ItemEnum) -> Machine {
             max_visits: attrs.max_visits,
             fallback: attrs.fallback,
             max_repairs: attrs.max_repairs,
+            children: attrs.children,
             payload,
             fields,
             doc: attrs.doc,
