@@ -75,6 +75,7 @@ pub struct Batch {
     pub queries: Vec<(String, u64)>,
     pub concurrency: usize,
     pub first: Option<usize>,
+    pub deadline_ms: Option<u64>,
     pub durable: bool,
     pub found: Vec<Option<String>>,
     pub failed: Vec<usize>,
@@ -126,6 +127,10 @@ impl research::Handlers for Lead {
             None => FanOut::all(),
         }
         .concurrency(b.concurrency);
+        let how = match b.deadline_ms {
+            Some(ms) => how.deadline(Duration::from_millis(ms)),
+            None => how,
+        };
         let before = cx.usage();
         let children = if b.durable {
             cx.fan_out_durable(self.searcher.clone(), inputs, how)
@@ -312,5 +317,48 @@ fn the_graph_shows_the_children() {
         Research::MERMAID.contains("note right of Gather: children: Lookup"),
         "{}",
         Research::MERMAID
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_cancels_the_children_still_running() {
+    let lead = Lead {
+        searcher: Arc::new(Searcher::default()),
+    };
+    let runner = Runner::builder().model(model(4)).build();
+    let queries = [1, 60_000, 1, 60_000].map(|ms| ("q".to_owned(), ms));
+    let mut b = batch(queries, 4);
+    b.deadline_ms = Some(300);
+    let out = tokio::time::timeout(Duration::from_secs(20), run(&runner, &lead, b))
+        .await
+        .expect("the deadline ended the wait");
+    assert_eq!(out.cancelled, [1, 3]);
+    assert_eq!(out.found, [Some("Q".into()), None, Some("Q".into()), None]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runners_limit_spans_every_fan_out() {
+    let searcher = Arc::new(Searcher::default());
+    let lead = Arc::new(Lead {
+        searcher: searcher.clone(),
+    });
+    let runner = Runner::builder().model(model(20)).max_children(3).build();
+    // Two parents at once, each allowing 8 children at a time.
+    let parents: Vec<_> = (0..2)
+        .map(|p| {
+            let (runner, lead) = (runner.clone(), lead.clone());
+            let queries = (0..10).map(move |i| (format!("p{p}q{i}"), 5));
+            let b = batch(queries, 8);
+            tokio::spawn(async move { run(&runner, &lead, b).await })
+        })
+        .collect();
+    for parent in parents {
+        let out = parent.await.unwrap();
+        assert_eq!(out.found.iter().filter(|f| f.is_some()).count(), 10);
+    }
+    let most = searcher.most.load(Ordering::SeqCst);
+    assert!(
+        (1..=3).contains(&most),
+        "at most 3 children at once: {most}"
     );
 }

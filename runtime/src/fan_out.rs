@@ -207,7 +207,8 @@ impl<M: Machine> Cx<'_, M> {
     {
         let runner = self.child_runner(&how);
         let ids: Vec<RunId> = inputs.iter().map(|_| RunId::new()).collect();
-        let children = join(inputs, ids, &how, move |id, (start, context)| {
+        let limit = self.env.children.clone();
+        let children = join(inputs, ids, &how, limit, move |id, (start, context)| {
             let runner = runner.clone();
             let handlers = handlers.clone();
             async move {
@@ -255,7 +256,8 @@ impl<M: Machine> Cx<'_, M> {
         let ids: Vec<RunId> = (0..inputs.len())
             .map(|index| child_id(parent.run_id, parent.seq, index))
             .collect();
-        let children = join(inputs, ids, &how, move |id, (start, context)| {
+        let limit = self.env.children.clone();
+        let children = join(inputs, ids, &how, limit, move |id, (start, context)| {
             let runner = runner.clone();
             let handlers = handlers.clone();
             async move {
@@ -303,7 +305,13 @@ impl<M: Machine> Cx<'_, M> {
 
 /// Runs `run` for every input (with its child's run id), `how.concurrency`
 /// at a time, and joins them as `how` says; results in input order.
-async fn join<I, C, F, Fut>(inputs: Vec<I>, ids: Vec<RunId>, how: &FanOut, run: F) -> Vec<Child<C>>
+async fn join<I, C, F, Fut>(
+    inputs: Vec<I>,
+    ids: Vec<RunId>,
+    how: &FanOut,
+    runner_limit: Option<Arc<Semaphore>>,
+    run: F,
+) -> Vec<Child<C>>
 where
     I: Send + 'static,
     C: Machine + Send + 'static,
@@ -317,9 +325,15 @@ where
     for (index, input) in inputs.into_iter().enumerate() {
         let child = run(ids[index], input);
         let permits = permits.clone();
+        let runner_limit = runner_limit.clone();
         tasks.spawn(async move {
-            // The semaphore is never closed.
+            // The semaphores are never closed. The fan-out's permit first,
+            // so one fan-out cannot take the runner's every permit.
             let _permit = permits.acquire_owned().await;
+            let _runner_permit = match runner_limit {
+                Some(limit) => Some(limit.acquire_owned().await),
+                None => None,
+            };
             (index, child.await)
         });
     }

@@ -31,6 +31,8 @@ pub(crate) struct Env {
     pub(crate) bounds: Bounds,
     pub(crate) subscribers: Vec<Arc<dyn Subscriber>>,
     pub(crate) durable: durable::DurableConfig,
+    /// The runner's limit on child runs at once, over all fan-outs.
+    pub(crate) children: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl Env {
@@ -177,6 +179,16 @@ impl RunnerBuilder {
     #[must_use]
     pub fn allow_graph_change(mut self, allow: bool) -> Self {
         self.env.durable.allow_graph_change = allow;
+        self
+    }
+
+    /// The most child runs ([`crate::Cx::fan_out`]) this runner runs at
+    /// once, over all its runs' fan-outs together (default: no limit beyond
+    /// each fan-out's own). Nested fan-outs count at every level, so with
+    /// children that fan out themselves, leave room for their children.
+    #[must_use]
+    pub fn max_children(mut self, n: usize) -> Self {
+        self.env.children = Some(Arc::new(tokio::sync::Semaphore::new(n.max(1))));
         self
     }
 
@@ -386,6 +398,7 @@ impl Runner {
                 bounds: Bounds::default(),
                 subscribers: Vec::new(),
                 durable: durable::DurableConfig::default(),
+                children: None,
             },
         }
     }
