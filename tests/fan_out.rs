@@ -209,10 +209,32 @@ async fn a_failing_child_is_a_value_and_its_siblings_finish() {
     let lead = Lead {
         searcher: Arc::new(Searcher::default()),
     };
-    let runner = Runner::builder().model(model(4)).build();
     let queries = ["a", "fail-b", "c", "d", "e"].map(|q| (q.to_owned(), 1));
+    let log = Arc::new(guiderail::EventLog::new());
+    let runner = Runner::builder()
+        .model(model(4))
+        .subscriber(log.clone())
+        .build();
     let out = run(&runner, &lead, batch(queries, 2)).await;
     assert_eq!(out.failed, [1]);
+    // The parent's events say how each child ended.
+    let joined: Vec<_> = log
+        .events()
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            guiderail::EventKind::ChildrenJoined {
+                state, children, ..
+            } => Some((state, children)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(joined.len(), 1);
+    assert_eq!(joined[0].0, "Gather");
+    let ended: Vec<&str> = joined[0].1.iter().map(|c| &*c.ended).collect();
+    assert_eq!(
+        ended,
+        ["finished", "failed", "finished", "finished", "finished"]
+    );
     assert_eq!(
         out.found,
         [
@@ -317,6 +339,14 @@ fn the_graph_shows_the_children() {
         Research::MERMAID.contains("note right of Gather: children: Lookup"),
         "{}",
         Research::MERMAID
+    );
+    let nested = Research::mermaid_with_children();
+    assert!(nested.starts_with(Research::MERMAID), "{nested}");
+    assert!(
+        nested.ends_with(
+            "    state Gather {\n        [*] --> Lookup_Search\n        Lookup_Search --> Lookup_Check\n        Lookup_Check --> Lookup_Done\n        Lookup_Done --> [*]\n    }\n"
+        ),
+        "{nested}"
     );
 }
 

@@ -183,8 +183,10 @@ impl Cli {
             }
             Action::Show { run, db } => {
                 let cps = load(&db, &run).await?;
+                let children = children_of(&db, cps[0].run_id).await?;
                 let mut buf = io::BufWriter::with_capacity(1 << 16, out);
                 text::timeline(&cps, &mut buf)?;
+                text::children(&children, &mut buf)?;
                 buf.flush()?;
             }
             Action::Graph {
@@ -424,6 +426,24 @@ async fn load(db: &args::Db, run: &str) -> Result<Vec<Checkpoint>, Error> {
         )));
     }
     Ok(cps)
+}
+
+/// The child runs of `parent` (started by its fan-outs), oldest first, with
+/// the parent's step that started each.
+async fn children_of(db: &args::Db, parent: RunId) -> Result<Vec<(Checkpoint, u64)>, Error> {
+    let store = store::open(db, false, false).await?;
+    let mut out = Vec::new();
+    for run in store.runs(None).await? {
+        if run.run_id == parent {
+            continue;
+        }
+        let latest = store.latest(run.run_id).await?;
+        if let Some(p) = latest.parent.filter(|p| p.run_id == parent) {
+            out.push((latest, p.seq));
+        }
+    }
+    out.sort_by_key(|(c, step)| (*step, c.started_at_ms));
+    Ok(out)
 }
 
 /// The graph stored with the run (checkpoint 0).

@@ -248,6 +248,24 @@ pub(crate) fn timeline(cps: &[Checkpoint], out: &mut impl Write) -> io::Result<(
     Ok(())
 }
 
+/// The child runs of a run (latest checkpoint and the parent's step that
+/// started each), after its timeline; nothing when it has none.
+pub(crate) fn children(children: &[(Checkpoint, u64)], out: &mut impl Write) -> io::Result<()> {
+    if children.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(out, "children ({})", children.len())?;
+    for (c, step) in children {
+        writeln!(
+            out,
+            "  {}  {}  {}  in {}  (started at step {step})",
+            c.run_id, c.machine, c.status, c.state_name
+        )?;
+    }
+    Ok(())
+}
+
 /// What a checkpoint did, for a timeline row.
 pub(crate) enum Move<'a> {
     /// The run started in this state.

@@ -97,6 +97,16 @@ pub enum EventKind {
         /// The error, as text.
         error: String,
     },
+    /// A fan-out ([`crate::Cx::fan_out`]) joined its children (each child
+    /// run's own events carry its run id).
+    ChildrenJoined {
+        /// The state whose handler fanned out.
+        state: Cow<'static, str>,
+        /// The step.
+        step: u64,
+        /// Every child, in input order, with how it ended.
+        children: Vec<ChildEnd>,
+    },
     /// A checkpoint of a durable run was written (in a run's history: the
     /// whole checkpoint, which is what [`crate::history::import_jsonl`]
     /// reads back).
@@ -104,6 +114,15 @@ pub enum EventKind {
         /// The checkpoint.
         checkpoint: Box<crate::store::Checkpoint>,
     },
+}
+
+/// One child of a fan-out, as [`EventKind::ChildrenJoined`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildEnd {
+    /// The child run.
+    pub run_id: RunId,
+    /// `finished`, `waiting`, `failed` or `cancelled`.
+    pub ended: Cow<'static, str>,
 }
 
 /// The version of [`Event`]'s serialised form; it changes only when a

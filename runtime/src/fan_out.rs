@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use crate::bounds::Bounds;
 use crate::context::Cx;
 use crate::error::HandlerError;
+use crate::event::{ChildEnd, EventKind};
 use crate::machine::{Dispatch, Machine, Start};
 use crate::run_id::RunId;
 use crate::runner::{DurableContext, DurableError, DurableMachine, Ended, Outcome, Runner};
@@ -292,13 +293,32 @@ impl<M: Machine> Cx<'_, M> {
         Runner::from_env(env)
     }
 
-    /// Adds what the finished children spent to this run's usage.
+    /// Adds what the finished children spent to this run's usage, and tells
+    /// subscribers how each child ended.
     fn spent<C: Machine>(&mut self, children: Vec<Child<C>>) -> Vec<Child<C>> {
         for child in &children {
             if let Child::Finished(o) = child {
                 self.run.usage.add(o.usage);
             }
         }
+        self.env
+            .emit(self.run.run_id, M::NAME, || EventKind::ChildrenJoined {
+                state: self.state.name.into(),
+                step: self.run.steps,
+                children: children
+                    .iter()
+                    .map(|c| ChildEnd {
+                        run_id: c.run_id(),
+                        ended: match c {
+                            Child::Finished(_) => "finished",
+                            Child::Waiting(_) => "waiting",
+                            Child::Failed { .. } => "failed",
+                            Child::Cancelled(_) => "cancelled",
+                        }
+                        .into(),
+                    })
+                    .collect(),
+            });
         children
     }
 }

@@ -137,6 +137,40 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// The graph as Mermaid text (as [`Graph::mermaid`]) with each state's
+    /// child machine drawn inside it as a nested state: `children` pairs a
+    /// state's name with its child machine's graph. Child states are named
+    /// `<Child>_<State>` so they cannot clash with the parent's. Machines
+    /// with `#[children(..)]` states get it as `mermaid_with_children()`.
+    pub fn mermaid_with_children(&self, children: &[(&str, &Graph)]) -> String {
+        let mut out = String::from(self.mermaid);
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        for (state, child) in children {
+            let id = |s: &StateInfo| format!("{}_{}", child.name, s.name);
+            out.push_str(&format!("    state {state} {{\n"));
+            let initial = &child.states[child.initial];
+            out.push_str(&format!("        [*] --> {}\n", id(initial)));
+            for e in child.edges {
+                out.push_str(&format!(
+                    "        {} --> {}\n",
+                    id(&child.states[e.from]),
+                    id(&child.states[e.to])
+                ));
+            }
+            for s in child
+                .states
+                .iter()
+                .filter(|s| s.kind == StateKind::Terminal)
+            {
+                out.push_str(&format!("        {} --> [*]\n", id(s)));
+            }
+            out.push_str("    }\n");
+        }
+        out
+    }
+
     /// The state with this name.
     pub fn state(&self, name: &str) -> Option<&'static StateInfo> {
         self.states.iter().find(|s| s.name == name)

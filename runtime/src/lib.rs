@@ -32,7 +32,7 @@ pub mod __private;
 pub use bounds::{BoundHit, Bounds, Usage};
 pub use context::Cx;
 pub use error::{HandlerError, HandlerResult, RunError, RunErrorKind};
-pub use event::{DecidedVia, EVENT_VERSION, Event, EventKind, EventLog, Subscriber};
+pub use event::{ChildEnd, DecidedVia, EVENT_VERSION, Event, EventKind, EventLog, Subscriber};
 pub use event_bus::{EventBus, EventStream, Lagged};
 pub use fan_out::{Child, ChildInput, ChildOutput, FanOut, child_id};
 pub use gate::{
