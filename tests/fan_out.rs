@@ -76,6 +76,7 @@ pub struct Batch {
     pub concurrency: usize,
     pub first: Option<usize>,
     pub deadline_ms: Option<u64>,
+    pub fail_fast: bool,
     pub durable: bool,
     pub found: Vec<Option<String>>,
     pub failed: Vec<usize>,
@@ -130,7 +131,8 @@ impl research::Handlers for Lead {
         let how = match b.deadline_ms {
             Some(ms) => how.deadline(Duration::from_millis(ms)),
             None => how,
-        };
+        }
+        .fail_fast(b.fail_fast);
         let before = cx.usage();
         let children = if b.durable {
             cx.fan_out_durable(self.searcher.clone(), inputs, how)
@@ -300,6 +302,14 @@ async fn durable_children_survive_a_crash_and_finished_ones_do_not_run_again() {
     }
     first.abort();
     let _ = first.await;
+    // The parent's crash took its children with it: none finishes later.
+    let at_crash = store.runs(Some(RunStatus::Finished)).await.unwrap().len();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        store.runs(Some(RunStatus::Finished)).await.unwrap().len(),
+        at_crash,
+        "children stopped with their parent"
+    );
     let finished_before: Vec<RunId> = store
         .runs(Some(RunStatus::Finished))
         .await
@@ -391,4 +401,22 @@ async fn the_runners_limit_spans_every_fan_out() {
         (1..=3).contains(&most),
         "at most 3 children at once: {most}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_fast_cancels_the_siblings() {
+    let lead = Lead {
+        searcher: Arc::new(Searcher::default()),
+    };
+    let runner = Runner::builder().model(model(4)).build();
+    // One quick failure; the others would take a minute.
+    let queries =
+        [("fail-now", 1), ("slow", 60_000), ("slower", 60_000)].map(|(q, ms)| (q.to_owned(), ms));
+    let mut b = batch(queries, 3);
+    b.fail_fast = true;
+    let out = tokio::time::timeout(Duration::from_secs(20), run(&runner, &lead, b))
+        .await
+        .expect("the failure cancelled the slow siblings");
+    assert_eq!(out.failed, [0]);
+    assert_eq!(out.cancelled, [1, 2]);
 }
