@@ -113,6 +113,15 @@ pub enum Child<C: Machine> {
 }
 
 impl<C: Machine> Child<C> {
+    /// How child `run_id` ended, from its run's result.
+    fn of(run_id: RunId, ended: Result<Ended<C>, String>) -> Self {
+        match ended {
+            Ok(Ended::Finished(o)) => Child::Finished(o),
+            Ok(Ended::Waiting(_)) => Child::Waiting(run_id),
+            Err(error) => Child::Failed { run_id, error },
+        }
+    }
+
     /// The child's run id.
     pub fn run_id(&self) -> RunId {
         match self {
@@ -208,23 +217,17 @@ impl<M: Machine> Cx<'_, M> {
     {
         let runner = self.child_runner(&how);
         let ids: Vec<RunId> = inputs.iter().map(|_| RunId::new()).collect();
-        let limit = self.env.children.clone();
-        let children = join(inputs, ids, &how, limit, move |id, (start, context)| {
-            let runner = runner.clone();
-            let handlers = handlers.clone();
-            async move {
-                match runner.start_with_id(id, &*handlers, start, context).await {
-                    Ok(Ended::Finished(o)) => Child::Finished(o),
-                    Ok(Ended::Waiting(s)) => Child::Waiting(s.run_id()),
-                    Err(e) => Child::Failed {
-                        run_id: e.run_id,
-                        error: e.kind.to_string(),
-                    },
+        let children = self
+            .join(inputs, ids, &how, move |id, (start, context)| {
+                let runner = runner.clone();
+                let handlers = handlers.clone();
+                async move {
+                    let ended = runner.start_with_id(id, &*handlers, start, context).await;
+                    Child::of(id, ended.map_err(|e| e.kind.to_string()))
                 }
-            }
-        })
-        .await;
-        Ok(self.spent(children))
+            })
+            .await;
+        Ok(children)
     }
 
     /// [`Cx::fan_out`] with durable children, for a durable parent: each
@@ -257,32 +260,25 @@ impl<M: Machine> Cx<'_, M> {
         let ids: Vec<RunId> = (0..inputs.len())
             .map(|index| child_id(parent.run_id, parent.seq, index))
             .collect();
-        let limit = self.env.children.clone();
-        let children = join(inputs, ids, &how, limit, move |id, (start, context)| {
-            let runner = runner.clone();
-            let handlers = handlers.clone();
-            async move {
-                let ended = match runner
-                    .start_child::<C, H>(id, Some(parent), &*handlers, start, context)
-                    .await
-                {
-                    Err(DurableError::Store(crate::store::StoreError::AlreadyExists {
-                        ..
-                    })) => runner.resume::<C, H>(&*handlers, id).await,
-                    other => other,
-                };
-                match ended {
-                    Ok(Ended::Finished(o)) => Child::Finished(o),
-                    Ok(Ended::Waiting(_)) => Child::Waiting(id),
-                    Err(e) => Child::Failed {
-                        run_id: id,
-                        error: e.to_string(),
-                    },
+        let children = self
+            .join(inputs, ids, &how, move |id, (start, context)| {
+                let runner = runner.clone();
+                let handlers = handlers.clone();
+                async move {
+                    let ended = match runner
+                        .start_child::<C, H>(id, Some(parent), &*handlers, start, context)
+                        .await
+                    {
+                        Err(DurableError::Store(crate::store::StoreError::AlreadyExists {
+                            ..
+                        })) => runner.resume::<C, H>(&*handlers, id).await,
+                        other => other,
+                    };
+                    Child::of(id, ended.map_err(|e| e.to_string()))
                 }
-            }
-        })
-        .await;
-        Ok(self.spent(children))
+            })
+            .await;
+        Ok(children)
     }
 
     fn child_runner(&self, how: &FanOut) -> Runner {
@@ -291,6 +287,27 @@ impl<M: Machine> Cx<'_, M> {
             env.bounds = bounds.clone();
         }
         Runner::from_env(env)
+    }
+
+    /// Runs the children under this runner's limit and joins them, then
+    /// counts what they spent.
+    async fn join<I, C, F, Fut>(
+        &mut self,
+        inputs: Vec<I>,
+        ids: Vec<RunId>,
+        how: &FanOut,
+        run: F,
+    ) -> Vec<Child<C>>
+    where
+        I: Send + 'static,
+        C: Machine + Send + 'static,
+        C::Context: Send,
+        F: Fn(RunId, I) -> Fut,
+        Fut: Future<Output = Child<C>> + Send + 'static,
+    {
+        let limit = self.env.children.clone();
+        let children = join(inputs, ids, how, limit, run).await;
+        self.spent(children)
     }
 
     /// Adds what the finished children spent to this run's usage, and tells

@@ -358,6 +358,35 @@ async fn effects_are_journaled_first_record_wins(store: Arc<dyn Store>) {
     assert_eq!(store.effect(&key).await.unwrap(), None);
 }
 
+async fn run_path_is_the_states_entered(store: Arc<dyn Store>) {
+    store
+        .create(&cp(80, 0, "Start", RunStatus::Running))
+        .await
+        .unwrap();
+    store
+        .append(&cp(80, 1, "Work", RunStatus::Running))
+        .await
+        .unwrap();
+    // Parking in `Work` is a checkpoint but no transition.
+    let mut parked = cp(80, 2, "Work", RunStatus::Waiting);
+    parked.via = None;
+    store.append(&parked).await.unwrap();
+    let entered: Vec<String> = store
+        .run_path(RunId::from_u128(80))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(entered, ["Start", "Work"]);
+    assert_eq!(
+        store.run_path(RunId::from_u128(81)).await.unwrap_err(),
+        StoreError::NotFound {
+            run_id: RunId::from_u128(81)
+        }
+    );
+}
+
 macro_rules! contract {
     ($store:ident, $make:expr) => {
         mod $store {
@@ -387,6 +416,7 @@ macro_rules! contract {
             case!(racing_writers_one_wins);
             case!(concurrent_runs_lose_no_update);
             case!(effects_are_journaled_first_record_wins);
+            case!(run_path_is_the_states_entered);
         }
     };
 }

@@ -408,7 +408,7 @@ impl Runner {
     pub(crate) fn with_store(&self, store: Arc<dyn crate::store::Store>) -> Runner {
         let mut env = (*self.env).clone();
         env.durable.store = Some(store);
-        Runner { env: Arc::new(env) }
+        Runner::from_env(env)
     }
 
     /// The limits this runner enforces.

@@ -559,6 +559,30 @@ pub(crate) fn check_append(
     }
 }
 
+/// Reads a stored checkpoint's JSON; a row that is not one is
+/// [`StoreError::Corrupt`].
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn parse(run_id: RunId, seq: u64, body: &str) -> Result<Checkpoint, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt {
+        run_id,
+        seq,
+        detail: e.to_string(),
+    })
+}
+
+/// Reads a journaled effect's stored result.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn parse_effect(key: &EffectKey, text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        run_id: key.run_id,
+        seq: key.step,
+        detail: format!(
+            "the recorded result of effect `{}` at step {}: {e}",
+            key.name, key.step
+        ),
+    })
+}
+
 /// Checks the first checkpoint of `run_id`.
 pub(crate) fn check_first(run_id: RunId, seq: u64, status: RunStatus) -> Result<(), StoreError> {
     if seq != 0 {

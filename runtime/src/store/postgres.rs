@@ -37,7 +37,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::{
     AppendKind, Checkpoint, EffectKey, RunStatus, RunSummary, Store, StoreError, check_append,
-    check_first,
+    check_first, parse, parse_effect,
 };
 use crate::llm::BoxFuture;
 use crate::run_id::RunId;
@@ -708,7 +708,7 @@ impl Store for PgStore {
                 .await
                 .map_err(backend)?
                 .ok_or(StoreError::NotFound { run_id })?;
-            parse(run_id, row.get(0), row.get(1))
+            parse(run_id, row.get::<_, i64>(0) as u64, row.get(1))
         })
     }
 
@@ -727,7 +727,7 @@ impl Store for PgStore {
                 return Err(StoreError::NotFound { run_id });
             }
             rows.iter()
-                .map(|row| parse(run_id, row.get(0), row.get(1)))
+                .map(|row| parse(run_id, row.get::<_, i64>(0) as u64, row.get(1)))
                 .collect()
         })
     }
@@ -867,29 +867,10 @@ async fn select_effect(
     Ok(row.map(|r| r.get(0)))
 }
 
-fn parse_effect(key: &EffectKey, text: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-        run_id: key.run_id,
-        seq: key.step,
-        detail: format!(
-            "the recorded result of effect `{}` at step {}: {e}",
-            key.name, key.step
-        ),
-    })
-}
-
 fn encode(c: &Checkpoint) -> Result<String, StoreError> {
     serde_json::to_string(c).map_err(|e| StoreError::Encode {
         run_id: c.run_id,
         detail: format!("cannot serialise checkpoint {}: {e}", c.seq),
-    })
-}
-
-fn parse(run_id: RunId, seq: i64, body: &str) -> Result<Checkpoint, StoreError> {
-    serde_json::from_str(body).map_err(|e| StoreError::Corrupt {
-        run_id,
-        seq: seq as u64,
-        detail: e.to_string(),
     })
 }
 

@@ -30,6 +30,7 @@
 //! migration, an older one the missing ones, each in its own transaction
 //! with its number recorded in `schema_version`.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError, mpsc};
@@ -40,7 +41,7 @@ use tokio::sync::oneshot;
 
 use super::{
     AppendKind, Checkpoint, EffectKey, RunStatus, RunSummary, Store, StoreError, check_append,
-    check_first,
+    check_first, parse, parse_effect,
 };
 use crate::llm::BoxFuture;
 use crate::run_id::RunId;
@@ -238,6 +239,8 @@ enum Command {
     Write(WriteOp, Reply<Option<String>>),
     Latest(RunId, Reply<Option<(u64, String)>>),
     All(RunId, Reply<Vec<(u64, String)>>),
+    /// The states of checkpoint 0 and of the transitions, in order.
+    Path(RunId, Reply<Vec<(u64, String)>>),
     Runs(Option<RunStatus>, Reply<Vec<RunSummary>>),
     Compact(u64, Reply<u64>),
     Effect(EffectKey, Reply<Option<String>>),
@@ -465,14 +468,6 @@ fn stopped() -> StoreError {
     StoreError::Backend("the store's writer thread stopped".into())
 }
 
-fn parse(run_id: RunId, seq: u64, body: &str) -> Result<Checkpoint, StoreError> {
-    serde_json::from_str(body).map_err(|e| StoreError::Corrupt {
-        run_id,
-        seq,
-        detail: e.to_string(),
-    })
-}
-
 impl Store for SqliteStore {
     fn create<'a>(&'a self, first: &'a Checkpoint) -> BoxFuture<'a, Result<(), StoreError>> {
         self.write_checkpoint(WriteOp::Create, first)
@@ -514,6 +509,19 @@ impl Store for SqliteStore {
         Box::pin(self.call(|reply| Command::Runs(status, reply)))
     }
 
+    fn run_path(&self, run_id: RunId) -> BoxFuture<'_, Result<Vec<Cow<'static, str>>, StoreError>> {
+        let answer = self.call(|reply| Command::Path(run_id, reply));
+        Box::pin(async move {
+            let rows = answer.await?;
+            match rows.first() {
+                Some((0, _)) => Ok(rows.into_iter().map(|(_, s)| Cow::Owned(s)).collect()),
+                // Compacted (checkpoint 0 is gone): the last one keeps the
+                // path. Not stored: `latest` says so.
+                _ => Ok(self.latest(run_id).await?.path),
+            }
+        })
+    }
+
     fn compact(&self, before_ms: u64) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(self.call(|reply| Command::Compact(before_ms, reply)))
     }
@@ -540,17 +548,6 @@ impl Store for SqliteStore {
         let answer = self.write(WriteOp::RecordEffect(key.clone(), text));
         Box::pin(async move { parse_effect(key, &answer.await?.unwrap_or_default()) })
     }
-}
-
-fn parse_effect(key: &EffectKey, text: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-        run_id: key.run_id,
-        seq: key.step,
-        detail: format!(
-            "the recorded result of effect `{}` at step {}: {e}",
-            key.name, key.step
-        ),
-    })
 }
 
 /// Maps a database error on `path` to a store error.
@@ -871,6 +868,23 @@ impl Db {
                     .conn
                     .prepare_cached(
                         "SELECT seq, body FROM checkpoints WHERE run_id = ?1 ORDER BY seq",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map([run_id.to_string()], |r| {
+                            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+                        })?
+                        .collect()
+                    });
+                let _ = reply.send(r.map_err(|e| self.err(e)));
+            }
+            Command::Path(run_id, reply) => {
+                // The state column, not the bodies: a transition's body has
+                // a `via`, checkpoint 0 is the start.
+                let r = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT seq, state FROM checkpoints WHERE run_id = ?1
+                           AND (seq = 0 OR json_extract(body, '$.via') IS NOT NULL) ORDER BY seq",
                     )
                     .and_then(|mut s| {
                         s.query_map([run_id.to_string()], |r| {
