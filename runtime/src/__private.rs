@@ -37,6 +37,60 @@ pub fn decided<M: Machine, N: Into<M>>(result: HandlerResult<Decision<N>>) -> St
     }
 }
 
+/// Wraps a payload field for [`Machine::payload`]: generated code calls
+/// `(&PayloadProbe(field)).payload_json()`, which is [`PayloadJson`]'s
+/// method when the field's type is `Serialize` and [`PayloadOpaque`]'s
+/// (no value) otherwise, so machines whose payloads are not serialisable
+/// still compile.
+pub struct PayloadProbe<'a, T: ?Sized>(pub &'a T);
+
+/// A serialisable payload field's JSON.
+pub trait PayloadJson {
+    /// The field as JSON.
+    fn payload_json(&self) -> Option<serde_json::Value>;
+}
+
+impl<T: serde::Serialize + ?Sized> PayloadJson for PayloadProbe<'_, T> {
+    fn payload_json(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.0).ok()
+    }
+}
+
+/// A payload field that is not serialisable: no JSON.
+pub trait PayloadOpaque {
+    /// Always `None`.
+    fn payload_json(&self) -> Option<serde_json::Value>;
+}
+
+impl<T: ?Sized> PayloadOpaque for &PayloadProbe<'_, T> {
+    fn payload_json(&self) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// A tuple state's payload: its fields as a JSON array (`None` if one of
+/// them is not serialisable).
+pub fn payload_list<const N: usize>(
+    fields: [Option<serde_json::Value>; N],
+) -> Option<serde_json::Value> {
+    fields
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .map(serde_json::Value::Array)
+}
+
+/// A struct state's payload: its fields as a JSON object (`None` if one of
+/// them is not serialisable).
+pub fn payload_fields<const N: usize>(
+    fields: [(&str, Option<serde_json::Value>); N],
+) -> Option<serde_json::Value> {
+    fields
+        .into_iter()
+        .map(|(name, value)| Some((name.to_owned(), value?)))
+        .collect::<Option<serde_json::Map<_, _>>>()
+        .map(serde_json::Value::Object)
+}
+
 /// Builds and caches nothing itself: generated `GateMoves::spec` keeps the
 /// result in a `OnceLock`.
 pub use crate::gate::GateSpec;

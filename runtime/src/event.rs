@@ -53,6 +53,11 @@ pub enum EventKind {
         state: Cow<'static, str>,
         /// Steps taken so far.
         step: u64,
+        /// What the state carries, as JSON ([`crate::Machine::payload`]):
+        /// absent when it carries nothing or its payload is not
+        /// `Serialize`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payload: Option<serde_json::Value>,
     },
     /// A gate decided.
     Decision(Box<DecisionRecord>),

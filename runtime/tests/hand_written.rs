@@ -44,7 +44,7 @@ fn kinds(log: &EventLog) -> Vec<String> {
         .filter(|e| !matches!(e.kind, EventKind::HandlerFinished { .. }))
         .map(|e| match &e.kind {
             EventKind::Started { state, .. } => format!("Started {state}"),
-            EventKind::Entered { state, step } => format!("Entered {state} {step}"),
+            EventKind::Entered { state, step, .. } => format!("Entered {state} {step}"),
             EventKind::Decision(r) => format!("Decision {}->{}", r.gate, r.chosen),
             EventKind::Transition {
                 from,

@@ -569,7 +569,8 @@ async fn a_visit_bound_moves_the_run_to_its_wrap_up_state() {
         kinds[at + 2],
         EventKind::Entered {
             state: "WrapUp".into(),
-            step: 9
+            step: 9,
+            payload: None,
         }
     );
     assert!(matches!(

@@ -122,6 +122,7 @@ fn generate(m: &Machine) -> TokenStream {
         quote!(#machine::#ident { .. } => #i)
     });
     let on_exhausted = on_exhausted(m);
+    let payload_body = payload_body(m);
     let child_outputs = child_outputs(m);
     let child_checks = child_checks(m);
     let nested = nested_mermaid(m);
@@ -165,6 +166,12 @@ fn generate(m: &Machine) -> TokenStream {
 
             fn on_exhausted(__hit: &#p::BoundHit) -> ::core::option::Option<Self> {
                 #on_exhausted
+            }
+
+            fn payload(&self) -> ::core::option::Option<#p::serde_json::Value> {
+                #[allow(unused_imports)]
+                use #p::{PayloadJson as _, PayloadOpaque as _};
+                #payload_body
             }
         }
 
@@ -324,6 +331,40 @@ fn start_fn(m: &Machine) -> TokenStream {
             #p::start(#value)
         }
     }
+}
+
+/// The body of `Machine::payload`: each field through `PayloadProbe`, so
+/// fields that are not `Serialize` give `None` instead of an error.
+fn payload_body(m: &Machine) -> TokenStream {
+    let p = &m.private;
+    let machine = &m.ident;
+    if m.states.is_empty() {
+        return quote!(match *self {});
+    }
+    let prefix = quote!(#machine);
+    let arms = m.states.iter().map(|s| {
+        let pat = moves::pattern(&prefix, s);
+        let b = names::bindings(s);
+        let json = |b: &syn::Ident| quote!((&#p::PayloadProbe(#b)).payload_json());
+        let body = match &s.payload {
+            Payload::Unit => quote!(::core::option::Option::None),
+            Payload::Tuple(t) if t.len() == 1 => json(&b[0]),
+            Payload::Tuple(_) => {
+                let fields = b.iter().map(json);
+                quote!(#p::payload_list([#(#fields),*]))
+            }
+            Payload::Struct(_) => {
+                let fields = b.iter().map(|b| {
+                    let name = syn::ext::IdentExt::unraw(b).to_string();
+                    let value = json(b);
+                    quote!((#name, #value))
+                });
+                quote!(#p::payload_fields([#(#fields),*]))
+            }
+        };
+        quote!(#pat => #body)
+    });
+    quote!(match self { #(#arms,)* })
 }
 
 fn on_exhausted(m: &Machine) -> TokenStream {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::bounds::{BoundHit, Bounds, Usage};
-use crate::context::RunCore;
+use crate::context::{RunCore, StepClock};
 use crate::error::{RunError, RunErrorKind};
 use crate::event::{DecidedVia, Event, EventKind, Subscriber};
 use crate::llm::{CallOptions, Encoding, Model};
@@ -528,8 +528,7 @@ impl Runner {
             started: tokio::time::Instant::now(),
             wrap_up_steps: None,
             durable: false,
-            handler_began: std::time::Instant::now(),
-            entered_at_ms: 0,
+            clock: StepClock::start(),
         }
     }
 

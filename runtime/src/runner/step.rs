@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::durable::{DurableContext, DurableMachine, StoreHook, saved, status_after_move};
 use super::{Ended, Env, Outcome, Suspended};
 use crate::bounds::{BoundHit, millis};
-use crate::context::{Cx, RunCore};
+use crate::context::{Cx, RunCore, StepClock};
 use crate::error::{RunError, RunErrorKind};
 use crate::event::{DecidedVia, EventKind};
 use crate::gate::GateError;
@@ -21,49 +21,35 @@ use crate::path::Path;
 use crate::run_id::RunId;
 use crate::store::RunStatus;
 
-/// Where a run is, kept outside its future so a panic can be reported with
-/// the state and step it happened in (read after the panicked future is
-/// dropped).
-#[derive(Default)]
-struct Progress {
-    state: usize,
-    step: u64,
+/// How the loop stopped; [`ended`] puts the run's core back with it.
+enum Stop<M> {
+    /// At a wait state.
+    Waiting(M),
+    /// At a terminal state.
+    Finished(M),
 }
 
 /// Runs `state` on until the run finishes, waits or fails.
 ///
 /// Panics in handlers are caught once around the whole loop (a
 /// `catch_unwind` per step would stop the step from being inlined into the
-/// loop) and reported with the state and step recorded in [`Progress`].
+/// loop). The run's core lives here, outside the loop's future, so a panic
+/// is reported with the step and state the core shows.
 pub(crate) async fn drive<M, H>(
     env: &Env,
     handlers: &H,
     state: M,
-    core: RunCore<M::Context>,
+    mut core: RunCore<M::Context>,
 ) -> Result<Ended<M>, RunError>
 where
     M: Dispatch<H>,
     H: ?Sized + Sync,
 {
-    let graph = M::graph();
-    let run_id = core.run_id;
-    let span = tracing::info_span!("guiderail.run", run_id = %run_id, machine = M::NAME);
-    let mut progress = Progress {
-        state: state.state_index(),
-        step: core.steps,
-    };
-    let result = catching(run_loop(env, handlers, state, core, &mut progress, ()))
-        .instrument(span)
-        .await;
-    result.unwrap_or_else(|panic| {
-        Err(fail::<M>(
-            env,
-            run_id,
-            progress.step,
-            graph.states[progress.state].name,
-            RunErrorKind::Panicked(panic),
-        ))
-    })
+    let span = tracing::info_span!("guiderail.run", run_id = %core.run_id, machine = M::NAME);
+    let at = Start::of(&state, &core);
+    let looped = run_loop(env, handlers, state, &mut core, ());
+    let result = catching(looped).instrument(span).await;
+    ended(env, result, core, at)
 }
 
 /// [`drive`] for a durable run: the same loop, with a checkpoint through
@@ -72,7 +58,7 @@ pub(crate) async fn drive_durable<M, H>(
     env: &Env,
     handlers: &H,
     state: M,
-    core: RunCore<M::Context>,
+    mut core: RunCore<M::Context>,
     hook: &mut StoreHook,
 ) -> Result<Ended<M>, RunError>
 where
@@ -80,24 +66,75 @@ where
     M::Context: DurableContext,
     H: ?Sized + Sync,
 {
-    let graph = M::graph();
-    let run_id = core.run_id;
-    let span = tracing::info_span!("guiderail.run", run_id = %run_id, machine = M::NAME);
-    let mut progress = Progress {
-        state: state.state_index(),
-        step: core.steps,
-    };
-    let looped = run_loop_durable(env, handlers, state, core, &mut progress, hook);
+    let span = tracing::info_span!("guiderail.run", run_id = %core.run_id, machine = M::NAME);
+    let at = Start::of(&state, &core);
+    let looped = run_loop_durable(env, handlers, state, &mut core, hook);
     let result = catching(looped).instrument(span).await;
-    result.unwrap_or_else(|panic| {
-        Err(fail::<M>(
-            env,
-            run_id,
-            progress.step,
-            graph.states[progress.state].name,
-            RunErrorKind::Panicked(panic),
-        ))
-    })
+    ended(env, result, core, at)
+}
+
+/// Where a drive of the loop began: after a panic, the run is in the state
+/// its path entered last since then, or still in this one.
+struct Start {
+    state: usize,
+    path_len: usize,
+}
+
+impl Start {
+    fn of<M: Machine>(state: &M, core: &RunCore<M::Context>) -> Self {
+        Start {
+            state: state.state_index(),
+            path_len: core.path.len(),
+        }
+    }
+}
+
+/// The run's end, from how the loop stopped and the run's core.
+fn ended<M: Machine>(
+    env: &Env,
+    result: Result<Result<Stop<M>, RunError>, String>,
+    mut core: RunCore<M::Context>,
+    at: Start,
+) -> Result<Ended<M>, RunError> {
+    match result {
+        Ok(Ok(Stop::Waiting(state))) => Ok(Ended::Waiting(Suspended { state, core })),
+        Ok(Ok(Stop::Finished(terminal))) => {
+            let path = Path::new(M::graph().states, std::mem::take(&mut core.path));
+            let RunCore {
+                run_id,
+                context,
+                steps,
+                usage,
+                decisions,
+                bound_hit,
+                ..
+            } = core;
+            Ok(Ended::Finished(Outcome {
+                run_id,
+                terminal,
+                context,
+                path,
+                steps,
+                decisions,
+                usage,
+                bound_hit,
+            }))
+        }
+        Ok(Err(error)) => Err(error),
+        Err(panic) => {
+            let state = match core.path.get(at.path_len..) {
+                Some([.., last]) => *last as usize,
+                _ => at.state,
+            };
+            Err(fail::<M>(
+                env,
+                core.run_id,
+                core.steps,
+                M::graph().states[state].name,
+                RunErrorKind::Panicked(panic),
+            ))
+        }
+    }
 }
 
 /// No checkpoint: what `checkpoint!` is in the in-memory loop.
@@ -122,17 +159,19 @@ macro_rules! checkpoint {
 /// switches off still cost the in-memory loop 15-40%: the dead `.await`s
 /// shape the future's layout.)
 macro_rules! run_loop {
-    ($(#[$attr:meta])* $name:ident, $hook:ty, $save:ident, [$($bounds:tt)*]) => {
+    (
+        $(#[$attr:meta])* $name:ident, $hook:ty, $save:ident,
+        durable: $durable:literal, [$($bounds:tt)*]
+    ) => {
         $(#[$attr])*
         #[allow(unused_variables, clippy::unused_unit)]
         async fn $name<M, H>(
             env: &Env,
             handlers: &H,
             mut state: M,
-            mut core: RunCore<M::Context>,
-            progress: &mut Progress,
+            core: &mut RunCore<M::Context>,
             hook: $hook,
-        ) -> Result<Ended<M>, RunError>
+        ) -> Result<Stop<M>, RunError>
         where
             M: Dispatch<H>,
             H: ?Sized + Sync,
@@ -143,10 +182,13 @@ macro_rules! run_loop {
             // inlines to the address of a `static`, so the per-state lookups
             // become constant loads.
             let mut limits = Limits::new(env, M::graph(), core.wrap_up_steps);
+            if limits.events {
+                core.clock = StepClock::start();
+            }
             // One `Cx` for the whole loop, pointed at each step's state;
             // the run's counters are reached through it.
             let mut cx = Cx {
-                run: &mut core,
+                run: core,
                 env,
                 state: &M::graph().states[state.state_index()],
             };
@@ -175,17 +217,13 @@ macro_rules! run_loop {
                     cx.run.visits[idx] += 1;
                     cx.run.steps += 1;
                 }
-                // One write of both, from one read of the counter.
-                *progress = Progress {
-                    state: idx,
-                    step: cx.run.steps,
-                };
-                if limits.events {
-                    entered(env, M::NAME, cx.run, info);
-                }
-                // Timeouts and per-step tracing spans share one slower
-                // path, so the plain loop keeps a single `.await`.
+                // Events, timeouts and per-step tracing spans share one
+                // slower path, so the plain loop keeps a single `.await`
+                // and one check.
                 let step = if limits.guarded {
+                    if limits.events {
+                        entered(env, M::NAME, cx.run, info, &state, $durable);
+                    }
                     let limit = if limits.timed {
                         time_limit(env, &*cx.run, info.name)
                     } else {
@@ -200,6 +238,11 @@ macro_rules! run_loop {
                     };
                     let step = guarded(state.step(handlers, &mut cx), limit, span.clone()).await;
                     record_usage(&span, &cx.run.usage);
+                    if limits.events {
+                        // A durable run tells of its move once the
+                        // checkpoint is written; an in-memory one now.
+                        handler_returned(env, cx.run, info, &step, !$durable);
+                    }
                     step
                 } else {
                     state.step(handlers, &mut cx).await
@@ -228,12 +271,13 @@ macro_rules! run_loop {
                             decision.as_deref(),
                             info.name
                         );
-                        if let Some(record) = decision {
-                            let run_id = cx.run.run_id;
-                            limits.emit(env, run_id, M::NAME, || EventKind::Decision(record));
-                        }
-                        if limits.events {
-                            moved(env, M::NAME, cx.run, info, M::graph().states[to].name, via);
+                        if $durable && limits.events {
+                            let to = M::graph().states[to].name;
+                            moved(env, M::NAME, cx.run, info.name, to, via, decision);
+                        } else if let Some(record) = decision {
+                            // Out of line: the drop of a record is large,
+                            // and plain states never have one.
+                            discard(record);
                         }
                         state = next;
                     }
@@ -256,9 +300,6 @@ macro_rules! run_loop {
                                 );
                             }
                             kind => {
-                                if limits.events {
-                                    handler_finished(env, M::NAME, cx.run, info);
-                                }
                                 return Err(fail::<M>(
                                     env,
                                     cx.run.run_id,
@@ -272,37 +313,23 @@ macro_rules! run_loop {
                     Step::Wait(state) => {
                         let waiting = RunStatus::Waiting;
                         $save!(hook, env, &state, &*cx.run, waiting, None, None, info.name);
-                        limits.emit(env, cx.run.run_id, M::NAME, || EventKind::Waiting {
-                            state: info.name.into(),
-                        });
-                        return Ok(Ended::Waiting(Suspended { state, core }));
+                        if limits.events {
+                            env.emit(cx.run.run_id, M::NAME, || EventKind::Waiting {
+                                state: info.name.into(),
+                            });
+                        }
+                        return Ok(Stop::Waiting(state));
                     }
                     Step::Terminal(terminal) => {
-                        limits.emit(env, core.run_id, M::NAME, || EventKind::Finished {
-                            state: info.name.into(),
-                            steps: core.steps,
-                            usage: core.usage,
-                        });
-                        let path = Path::new(M::graph().states, std::mem::take(&mut core.path));
-                        let RunCore {
-                            run_id,
-                            context,
-                            steps,
-                            usage,
-                            decisions,
-                            bound_hit,
-                            ..
-                        } = core;
-                        return Ok(Ended::Finished(Outcome {
-                            run_id,
-                            terminal,
-                            context,
-                            path,
-                            steps,
-                            decisions,
-                            usage,
-                            bound_hit,
-                        }));
+                        if limits.events {
+                            let run = &*cx.run;
+                            env.emit(run.run_id, M::NAME, || EventKind::Finished {
+                                state: info.name.into(),
+                                steps: run.steps,
+                                usage: run.usage,
+                            });
+                        }
+                        return Ok(Stop::Finished(terminal));
                     }
                 }
             }
@@ -310,11 +337,12 @@ macro_rules! run_loop {
     };
 }
 
-run_loop!(run_loop, (), no_checkpoint, []);
+run_loop!(run_loop, (), no_checkpoint, durable: false, []);
 run_loop!(
     run_loop_durable,
     &mut StoreHook,
     checkpoint,
+    durable: true,
     [M: DurableMachine, M::Context: DurableContext,]
 );
 
@@ -372,7 +400,7 @@ struct Limits {
     events: bool,
     /// A tracing subscriber wants per-step spans.
     traced: bool,
-    /// `timed` or `traced`: steps take the slower path.
+    /// `timed`, `traced` or `events`: steps take the slower path.
     guarded: bool,
 }
 
@@ -394,7 +422,7 @@ impl Limits {
             traced: tracing::enabled!(target: STEP_SPAN_TARGET, tracing::Level::INFO),
             guarded: false,
         };
-        limits.guarded = limits.timed || limits.traced;
+        limits.guarded = limits.timed || limits.traced || limits.events;
         limits.wrap_up(wrap_up_steps);
         limits
     }
@@ -405,20 +433,6 @@ impl Limits {
         if let Some(limit) = wrap_up_steps {
             self.max_steps = limit;
             self.wrapping = true;
-        }
-    }
-
-    /// [`Env::emit`] behind a flag of the run's own, one load cheaper.
-    #[inline(always)]
-    fn emit(
-        &self,
-        env: &Env,
-        run_id: RunId,
-        machine: &'static str,
-        kind: impl FnOnce() -> EventKind,
-    ) {
-        if self.events {
-            env.emit(run_id, machine, kind);
         }
     }
 }
@@ -580,56 +594,104 @@ pub(super) fn fail<M: Machine>(
     error
 }
 
-/// Tells subscribers the run entered `info`, and starts timing its handler
-/// (out of line: the loop without subscribers stays as small as it was).
+/// Tells subscribers the run entered `info` (out of line: the loop
+/// without subscribers stays as small as it was). The step's clock starts
+/// where the previous step's handler ended, or now with `restamp` (a
+/// durable run, which wrote a checkpoint in between).
 #[cold]
 #[inline(never)]
-fn entered<C>(env: &Env, machine: &'static str, run: &mut RunCore<C>, info: &StateInfo) {
-    run.entered_at_ms = crate::store::now_ms();
-    env.emit_at(run.entered_at_ms, run.run_id, machine, || {
+fn entered<M: Machine>(
+    env: &Env,
+    machine: &'static str,
+    run: &mut RunCore<M::Context>,
+    info: &StateInfo,
+    state: &M,
+    restamp: bool,
+) {
+    if restamp {
+        run.clock.lap();
+    }
+    env.emit_at(run.clock.mark_ms(), run.run_id, machine, || {
         EventKind::Entered {
             state: info.name.into(),
             step: run.steps,
+            payload: state.payload(),
         }
     });
-    run.handler_began = std::time::Instant::now();
 }
 
-/// Tells subscribers how long the handler of `info` took; returns when it
-/// finished (milliseconds since the Unix epoch).
-fn handler_finished<C>(
+/// Drops `value` out of line.
+#[cold]
+#[inline(never)]
+fn discard<T>(value: T) {
+    drop(value);
+}
+
+/// A handler returned: times it, and tells subscribers of a failure or,
+/// with `moves`, of the move (a durable run tells of its move once the
+/// checkpoint is written, with [`moved`]).
+#[cold]
+#[inline(never)]
+fn handler_returned<M: Machine>(
     env: &Env,
-    machine: &'static str,
-    run: &RunCore<C>,
+    run: &mut RunCore<M::Context>,
     info: &StateInfo,
-) -> u64 {
-    let took = run.handler_began.elapsed();
-    let at_ms = run
-        .entered_at_ms
-        .saturating_add(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
-    env.emit_at(at_ms, run.run_id, machine, || EventKind::HandlerFinished {
-        state: info.name.into(),
-        step: run.steps,
-        duration_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-    });
-    at_ms
+    step: &Step<M>,
+    moves: bool,
+) {
+    match step {
+        Step::Wait(_) | Step::Terminal(_) => {}
+        Step::Failed(_) => {
+            run.clock.lap();
+            handler_finished(env, M::NAME, run, info.name);
+        }
+        Step::Moved { next, decision } => {
+            run.clock.lap();
+            if moves {
+                let via = if decision.is_some() {
+                    DecidedVia::Gate
+                } else {
+                    DecidedVia::Code
+                };
+                let to = next.state_name();
+                moved(env, M::NAME, run, info.name, to, via, decision.clone());
+            }
+        }
+    }
 }
 
-/// Tells subscribers the handler of `from` returned and the run moved to
-/// `to` (one call out of the loop for both).
+/// Tells subscribers how long the handler of `state` took (the last lap
+/// of the run's clock).
+fn handler_finished<C>(env: &Env, machine: &'static str, run: &RunCore<C>, state: &'static str) {
+    env.emit_at(run.clock.mark_ms(), run.run_id, machine, || {
+        EventKind::HandlerFinished {
+            state: state.into(),
+            step: run.steps,
+            duration_us: run.clock.lap_us(),
+        }
+    });
+}
+
+/// Tells subscribers how a gate decided (made inside the handler, so
+/// first), that the handler finished, and that the run moved.
 #[cold]
 #[inline(never)]
 fn moved<C>(
     env: &Env,
     machine: &'static str,
     run: &RunCore<C>,
-    from: &StateInfo,
+    from: &'static str,
     to: &'static str,
     via: DecidedVia,
+    decision: Option<Box<crate::gate::DecisionRecord>>,
 ) {
-    let at_ms = handler_finished(env, machine, run, from);
+    let at_ms = run.clock.mark_ms();
+    if let Some(record) = decision {
+        env.emit_at(at_ms, run.run_id, machine, || EventKind::Decision(record));
+    }
+    handler_finished(env, machine, run, from);
     env.emit_at(at_ms, run.run_id, machine, || EventKind::Transition {
-        from: from.name.into(),
+        from: from.into(),
         to: to.into(),
         step: run.steps,
         via,
