@@ -302,6 +302,11 @@ async fn durable_children_survive_a_crash_and_finished_ones_do_not_run_again() {
     }
     first.abort();
     let _ = first.await;
+    // Aborting is cooperative: a child in the middle of a poll on the other
+    // worker ends that poll (perhaps writing its last checkpoint) before
+    // it stops. A few milliseconds cover that; a child that was not
+    // cancelled would still finish later (the slow ones take 300 ms).
+    tokio::time::sleep(Duration::from_millis(20)).await;
     // The parent's crash took its children with it: none finishes later.
     let at_crash = store.runs(Some(RunStatus::Finished)).await.unwrap().len();
     tokio::time::sleep(Duration::from_millis(600)).await;

@@ -71,8 +71,9 @@ pub fn trait_def(m: &Machine, item_vis: &TokenStream) -> TokenStream {
     }
 }
 
-/// The `Dispatch` impl: a `match` on the state and a direct `.await` of
-/// its handler; no allocation per step.
+/// The `Dispatch` impl: a `match` on the state that builds the step's
+/// future around the handler's own future ([`step_future`]); no
+/// allocation per step.
 pub fn dispatch(m: &Machine) -> TokenStream {
     let p = &m.private;
     let machine = &m.ident;
@@ -81,35 +82,110 @@ pub fn dispatch(m: &Machine) -> TokenStream {
     let arms = m.states.iter().map(|s| {
         let pat = moves::pattern(&prefix, s);
         let ident = &s.ident;
+        let step = |kind: TokenStream| {
+            quote!(#module::__Step::Ready {
+                step: ::core::option::Option::Some(#p::Step::#kind(__state)),
+            })
+        };
         match s.kind {
             Kind::Plain | Kind::Gate => {
                 let method = names::method(s);
                 let args = names::bindings(s);
-                let wrap = if s.kind == Kind::Gate {
-                    quote!(decided)
-                } else {
-                    quote!(moved)
-                };
-                quote!(#pat => #p::#wrap(__handlers.#method(__cx, #(#args),*).await))
+                quote!(#pat => #module::__Step::#ident {
+                    future: __handlers.#method(__cx, #(#args),*),
+                })
             }
-            Kind::Wait => quote!(__state @ #machine::#ident { .. } => #p::Step::Wait(__state)),
+            Kind::Wait => {
+                let ready = step(quote!(Wait));
+                quote!(__state @ #machine::#ident { .. } => #ready)
+            }
             Kind::Terminal => {
-                quote!(__state @ #machine::#ident { .. } => #p::Step::Terminal(__state))
+                let ready = step(quote!(Terminal));
+                quote!(__state @ #machine::#ident { .. } => #ready)
             }
         }
     });
+    let body = if m.states.is_empty() {
+        quote!(match self {})
+    } else {
+        quote!(match self { #(#arms,)* })
+    };
     quote! {
         #[automatically_derived]
         impl<__H: #module::Handlers + ?::core::marker::Sized> #p::Dispatch<__H> for #machine {
+            #[inline]
             fn step<'__a>(
                 self,
                 __handlers: &'__a __H,
                 __cx: &'__a mut #p::Cx<'_, Self>,
             ) -> impl ::core::future::Future<Output = #p::Step<Self>> + ::core::marker::Send + '__a {
-                async move {
-                    match self {
-                        #(#arms,)*
-                    }
+                #body
+            }
+        }
+    }
+}
+
+/// The future of one step, declared in the machine's module: the running
+/// handler's own future in a variant of its state (an `async` block
+/// around it would add a layer, and a copy of its arguments, to every
+/// step), or a step that is ready at once. A `pin_project!` enum, so the
+/// user's crate needs no `unsafe`.
+pub fn step_future(m: &Machine) -> TokenStream {
+    let p = &m.private;
+    let machine = &m.ident;
+    let handled: Vec<_> = m.states.iter().filter(|s| handles(s)).collect();
+    let params: Vec<_> = (0..handled.len())
+        .map(|i| quote::format_ident!("__F{}", i))
+        .collect();
+    let generics = if params.is_empty() {
+        quote!()
+    } else {
+        quote!(<#(#params),*>)
+    };
+    let variants = handled.iter().zip(&params).map(|(s, f)| {
+        let ident = &s.ident;
+        quote!(#ident { #[pin] future: #f })
+    });
+    let bounds = handled.iter().zip(&params).map(|(s, f)| {
+        let output = output(m, s);
+        quote!(#f: ::core::future::Future<Output = #output>)
+    });
+    let polls = handled.iter().map(|s| {
+        let ident = &s.ident;
+        let wrap = if s.kind == Kind::Gate {
+            quote!(decided)
+        } else {
+            quote!(moved)
+        };
+        quote!(__StepProj::#ident { future } => future.poll(__cx).map(#p::#wrap))
+    });
+    quote! {
+        #p::pin_project! {
+            #[doc(hidden)]
+            #[project = __StepProj]
+            pub(super) enum __Step #generics {
+                #(#variants,)*
+                Ready { step: ::core::option::Option<#p::Step<#machine>> },
+            }
+        }
+
+        impl #generics ::core::future::Future for __Step #generics
+        where
+            #(#bounds,)*
+        {
+            type Output = #p::Step<#machine>;
+
+            #[inline]
+            fn poll(
+                self: ::core::pin::Pin<&mut Self>,
+                __cx: &mut ::core::task::Context<'_>,
+            ) -> ::core::task::Poll<Self::Output> {
+                match self.project() {
+                    #(#polls,)*
+                    __StepProj::Ready { step } => ::core::task::Poll::Ready(
+                        ::core::option::Option::take(step)
+                            .expect("a step future polled after it finished"),
+                    ),
                 }
             }
         }

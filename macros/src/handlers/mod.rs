@@ -408,25 +408,22 @@ fn method(
             FnArg::Receiver(_) => quote!(#name),
         }
     });
-    let call = quote!(<#self_ty>::#hidden(self, cx, #(#args),*).await);
+    let call = quote!(<#self_ty>::#hidden(self, cx, #(#args),*));
     let next = format_ident!("{}Next", ident);
     let expected = if state.kind == "gate" {
         quote!(#p::HandlerResult<#p::Decision<#module::#next>>)
     } else {
         quote!(#p::HandlerResult<#module::#next>)
     };
-    let out = Ident::new("__out", Span::call_site());
-    let convert = match declared_output(sig) {
-        Some(ty) => quote_spanned!(ty.span()=> <#ty as #p::OutputIs<#expected>>::convert(#out)),
-        None => quote!(#out),
+    // The user's future itself, its output checked where the user wrote
+    // the output type (no `async` block around it: that would be one
+    // more layer in every step's future).
+    let span = declared_output(sig).map_or_else(Span::call_site, |ty| ty.span());
+    let body = quote_spanned! {span=>
+        let __handled: #p::Handled<_, #expected> = #p::Handled::new(#call);
+        __handled
     };
     let trait_sig = trait_signature(p, module, state, sig.ident.span());
-    let body = quote! {
-        async move {
-            let #out = #call;
-            #convert
-        }
-    };
     Some((
         state.method.clone(),
         quote! {
