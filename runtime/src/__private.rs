@@ -17,6 +17,24 @@ pub use serde_json;
 /// user's crate).
 pub use pin_project_lite::pin_project;
 
+/// The run loop, expanded by `#[guiderail::machine]` for each machine.
+pub use crate::__run_loop;
+
+/// What the run loop (`__run_loop!`) calls.
+pub mod run {
+    pub use crate::context::RunCore;
+    pub use crate::error::RunError;
+    pub use crate::event::DecidedVia;
+    pub use crate::graph::StateKind;
+    pub use crate::machine::{Machine, Step};
+    pub use crate::runner::Env;
+    pub use crate::runner::step::{
+        Limits, Stop, at, bound_hit, classify, count_step, cx, discard, entered, exhausted, failed,
+        finished, guarded, handler_returned, moved, moved_to, record_usage, step_span, time_limit,
+        waiting,
+    };
+}
+
 /// A plain state's handler result as a step (keeps the generated `match`
 /// arms one line each).
 #[inline]

@@ -10,7 +10,7 @@ use crate::runner::Env;
 /// Everything a run carries between steps. Small on purpose: a suspended
 /// run is this plus its state.
 #[derive(Debug)]
-pub(crate) struct RunCore<C> {
+pub struct RunCore<C> {
     pub(crate) run_id: RunId,
     pub(crate) context: C,
     pub(crate) steps: u64,
@@ -86,7 +86,8 @@ impl StepClock {
 pub struct Cx<'r, M: Machine> {
     pub(crate) run: &'r mut RunCore<M::Context>,
     pub(crate) env: &'r Env,
-    pub(crate) state: &'static StateInfo,
+    /// The index of the step's state in the machine's graph.
+    pub(crate) state: usize,
 }
 
 impl<M: Machine> Cx<'_, M> {
@@ -112,17 +113,12 @@ impl<M: Machine> Cx<'_, M> {
 
     /// The state this handler runs for.
     pub fn state(&self) -> &'static StateInfo {
-        self.state
+        &M::graph().states[self.state]
     }
 
     /// How often this state has been entered in this run, this time included.
     pub fn visits(&self) -> u32 {
-        let idx = M::graph()
-            .states
-            .iter()
-            .position(|s| std::ptr::eq(s, self.state))
-            .unwrap_or(0);
-        self.run.visits[idx]
+        self.run.visits[self.state]
     }
 
     /// The bound that moved the run to its `on_exhausted` state, if one did.

@@ -320,7 +320,7 @@ impl<M: Machine> Cx<'_, M> {
         }
         self.env
             .emit(self.run.run_id, M::NAME, || EventKind::ChildrenJoined {
-                state: self.state.name.into(),
+                state: self.state().name.into(),
                 step: self.run.steps,
                 children: children
                     .iter()

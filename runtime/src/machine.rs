@@ -6,11 +6,13 @@
 
 use std::future::Future;
 
-use crate::HandlerError;
 use crate::bounds::BoundHit;
-use crate::context::Cx;
+use crate::context::{Cx, RunCore};
 use crate::gate::DecisionRecord;
 use crate::graph::Graph;
+use crate::runner::Env;
+use crate::runner::step::Stop;
+use crate::{HandlerError, RunError};
 
 /// A state machine: an enum whose variants are its states.
 #[diagnostic::on_unimplemented(
@@ -84,6 +86,23 @@ pub trait Dispatch<H: ?Sized>: Machine {
         handlers: &'a H,
         cx: &'a mut Cx<'_, Self>,
     ) -> impl Future<Output = Step<Self>> + Send + 'a;
+
+    /// Runs an in-memory run from this state until it finishes, waits or
+    /// fails. `#[guiderail::machine]` generates it with the machine's own
+    /// `match` in the loop; by default, each step goes through
+    /// [`Dispatch::step`].
+    #[doc(hidden)]
+    fn __run<'a>(
+        self,
+        env: &'a Env,
+        handlers: &'a H,
+        core: &'a mut RunCore<Self::Context>,
+    ) -> impl Future<Output = Result<Stop<Self>, RunError>> + Send + 'a
+    where
+        H: Sync,
+    {
+        crate::runner::step::run_loop(env, handlers, self, core)
+    }
 }
 
 /// A value that moves a waiting run on: the move enum of a `#[wait]` state.

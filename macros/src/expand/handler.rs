@@ -71,45 +71,41 @@ pub fn trait_def(m: &Machine, item_vis: &TokenStream) -> TokenStream {
     }
 }
 
-/// The `Dispatch` impl: a `match` on the state that builds the step's
-/// future around the handler's own future ([`step_future`]); no
-/// allocation per step.
+/// The `Dispatch` impl: `step`, a `match` on the state that builds the
+/// step's future around the handler's own future ([`step_future`]), and
+/// `__run`, the in-memory run loop with the same `match` in it, each
+/// handler's future awaited by the loop itself (one layer, as in a
+/// hand-written loop). No allocation per step.
 pub fn dispatch(m: &Machine) -> TokenStream {
     let p = &m.private;
     let machine = &m.ident;
     let module = names::module(m);
-    let prefix = quote!(#machine);
-    let arms = m.states.iter().map(|s| {
-        let pat = moves::pattern(&prefix, s);
+    let step_arms = arms(m, |s, call| {
         let ident = &s.ident;
-        let step = |kind: TokenStream| {
-            quote!(#module::__Step::Ready {
-                step: ::core::option::Option::Some(#p::Step::#kind(__state)),
-            })
-        };
-        match s.kind {
-            Kind::Plain | Kind::Gate => {
-                let method = names::method(s);
-                let args = names::bindings(s);
-                quote!(#pat => #module::__Step::#ident {
-                    future: __handlers.#method(__cx, #(#args),*),
-                })
-            }
-            Kind::Wait => {
-                let ready = step(quote!(Wait));
-                quote!(__state @ #machine::#ident { .. } => #ready)
-            }
-            Kind::Terminal => {
-                let ready = step(quote!(Terminal));
-                quote!(__state @ #machine::#ident { .. } => #ready)
-            }
-        }
+        quote!(#module::__Step::#ident { future: #call })
     });
-    let body = if m.states.is_empty() {
-        quote!(match self {})
-    } else {
-        quote!(match self { #(#arms,)* })
+    let ready = |kind: TokenStream| {
+        quote!(#module::__Step::Ready {
+            step: ::core::option::Option::Some(#p::Step::#kind(__state)),
+        })
     };
+    let (wait, terminal) = (ready(quote!(Wait)), ready(quote!(Terminal)));
+    let step_body = match_on(m, quote!(self), step_arms, wait, terminal);
+    let loop_arms = arms(m, |s, call| {
+        let wrap = if s.kind == Kind::Gate {
+            quote!(decided)
+        } else {
+            quote!(moved)
+        };
+        quote!(#p::#wrap(#call.await))
+    });
+    let loop_step = match_on(
+        m,
+        quote!(__state),
+        loop_arms,
+        quote!(#p::Step::Wait(__state)),
+        quote!(#p::Step::Terminal(__state)),
+    );
     quote! {
         #[automatically_derived]
         impl<__H: #module::Handlers + ?::core::marker::Sized> #p::Dispatch<__H> for #machine {
@@ -119,10 +115,77 @@ pub fn dispatch(m: &Machine) -> TokenStream {
                 __handlers: &'__a __H,
                 __cx: &'__a mut #p::Cx<'_, Self>,
             ) -> impl ::core::future::Future<Output = #p::Step<Self>> + ::core::marker::Send + '__a {
-                #body
+                #step_body
+            }
+
+            fn __run<'__a>(
+                self,
+                __env: &'__a #p::run::Env,
+                __handlers: &'__a __H,
+                __core: &'__a mut #p::run::RunCore<<Self as #p::Machine>::Context>,
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<#p::run::Stop<Self>, #p::run::RunError>,
+            > + ::core::marker::Send + '__a
+            where
+                __H: ::core::marker::Sync,
+            {
+                async move {
+                    let mut __run_state = self;
+                    #p::__run_loop!(
+                        machine: Self,
+                        env: __env,
+                        handlers: __handlers,
+                        state: __run_state,
+                        core: __core,
+                        hook: __no_hook,
+                        durable: false,
+                        step: |__state, __handlers, __cx| #loop_step,
+                    )
+                }
             }
         }
     }
+}
+
+/// The arms of a `match` on the state for the states with handlers: the
+/// pattern binding the payload, and `body` of the handler's call (on
+/// `__handlers` and `__cx`).
+fn arms(m: &Machine, body: impl Fn(&State, TokenStream) -> TokenStream) -> Vec<TokenStream> {
+    let machine = &m.ident;
+    let prefix = quote!(#machine);
+    m.states
+        .iter()
+        .filter(|s| handles(s))
+        .map(|s| {
+            let pat = moves::pattern(&prefix, s);
+            let method = names::method(s);
+            let args = names::bindings(s);
+            let body = body(s, quote!(__handlers.#method(__cx, #(#args),*)));
+            quote!(#pat => #body)
+        })
+        .collect()
+}
+
+/// `match #on { .. }` with `handled` for the states with handlers, and
+/// `wait` and `terminal` (of the state, bound as `__state`) for the others.
+fn match_on(
+    m: &Machine,
+    on: TokenStream,
+    handled: Vec<TokenStream>,
+    wait: TokenStream,
+    terminal: TokenStream,
+) -> TokenStream {
+    let machine = &m.ident;
+    let others = m.states.iter().filter(|s| !handles(s)).map(|s| {
+        let ident = &s.ident;
+        let body = if s.kind == Kind::Wait {
+            &wait
+        } else {
+            &terminal
+        };
+        quote!(__state @ #machine::#ident { .. } => #body)
+    });
+    quote!(match #on { #(#handled,)* #(#others,)* })
 }
 
 /// The future of one step, declared in the machine's module: the running

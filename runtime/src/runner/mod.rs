@@ -17,14 +17,16 @@ use crate::run_id::RunId;
 
 mod durable;
 mod replay;
-mod step;
+pub(crate) mod step;
+
+pub(crate) use durable::{saved, status_after_move};
 
 pub use durable::{DurableContext, DurableError, DurableMachine};
 pub use replay::{Divergence, ReplayReport, StepView};
 
 /// Configuration shared by every run of a runner.
 #[derive(Clone)]
-pub(crate) struct Env {
+pub struct Env {
     pub(crate) model: Option<Arc<dyn Model>>,
     pub(crate) call_options: CallOptions,
     pub(crate) max_repairs: u32,

@@ -8,21 +8,20 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::durable::{DurableContext, DurableMachine, StoreHook, saved, status_after_move};
+use super::durable::{DurableContext, DurableMachine, StoreHook};
 use super::{Ended, Env, Outcome, Suspended};
 use crate::bounds::{BoundHit, millis};
 use crate::context::{Cx, RunCore, StepClock};
 use crate::error::{RunError, RunErrorKind};
 use crate::event::{DecidedVia, EventKind};
 use crate::gate::GateError;
-use crate::graph::{Graph, StateInfo, StateKind};
+use crate::graph::{StateInfo, StateKind};
 use crate::machine::{Dispatch, Machine, Step};
 use crate::path::Path;
 use crate::run_id::RunId;
-use crate::store::RunStatus;
 
 /// How the loop stopped; [`ended`] puts the run's core back with it.
-enum Stop<M> {
+pub enum Stop<M> {
     /// At a wait state.
     Waiting(M),
     /// At a terminal state.
@@ -47,7 +46,7 @@ where
 {
     let span = tracing::info_span!("guiderail.run", run_id = %core.run_id, machine = M::NAME);
     let at = Start::of(&state, &core);
-    let looped = run_loop(env, handlers, state, &mut core, ());
+    let looped = Dispatch::<H>::__run(state, env, handlers, &mut core);
     let result = catching(looped).instrument(span).await;
     ended(env, result, core, at)
 }
@@ -137,214 +136,201 @@ fn ended<M: Machine>(
     }
 }
 
-/// No checkpoint: what `checkpoint!` is in the in-memory loop.
-macro_rules! no_checkpoint {
-    ($($ignored:tt)*) => {};
-}
-
-/// Writes a checkpoint of a durable run and waits for it; a store failure
-/// ends the run with `RunErrorKind::Store`.
-macro_rules! checkpoint {
-    ($hook:ident, $env:ident, $state:expr, $core:expr, $status:expr, $via:expr, $decision:expr, $name:expr) => {
-        let pending = $hook.save($state, $core, $status, $via, $decision);
-        saved::<M>($env, pending, $core.run_id, $core.steps, $name).await?;
-        $hook.written($env, M::NAME);
-    };
-}
-
-/// The run loop, written once and expanded twice: `run_loop` for in-memory
-/// runs, where `$save` is `no_checkpoint` and the loop has no `.await`
-/// besides the handler's, and `run_loop_durable`, where it is
-/// `checkpoint`. (A single loop generic over a hook whose calls a `const`
-/// switches off still cost the in-memory loop 15-40%: the dead `.await`s
-/// shape the future's layout.)
-macro_rules! run_loop {
+/// The run loop, written once and expanded three ways: by `#[machine]`
+/// for each machine's in-memory runs, with the machine's own `match` on
+/// the state as `step` (each handler's future is awaited by the loop
+/// itself, one layer as in a hand-written loop, and nothing in it is
+/// generic over the machine); here for durable runs (`durable: true`,
+/// with a checkpoint after every transition); and here for machines whose
+/// `Dispatch` is written by hand (`step` calls [`Dispatch::step`]).
+///
+/// `step` is an expression of the state `$s`, the handlers `$h` and the
+/// `&mut Cx` `$cx` giving a [`Step`]. The loop has no `.await` besides the
+/// step's and, for durable runs, the checkpoints' (dead `.await`s would
+/// shape the run's future and cost the in-memory loop 15-40%).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __run_loop {
     (
-        $(#[$attr:meta])* $name:ident, $hook:ty, $save:ident,
-        durable: $durable:literal, [$($bounds:tt)*]
-    ) => {
-        $(#[$attr])*
-        #[allow(unused_variables, clippy::unused_unit)]
-        async fn $name<M, H>(
-            env: &Env,
-            handlers: &H,
-            mut state: M,
-            core: &mut RunCore<M::Context>,
-            hook: $hook,
-        ) -> Result<Stop<M>, RunError>
-        where
-            M: Dispatch<H>,
-            H: ?Sized + Sync,
-            $($bounds)*
-        {
-            // `M::graph()` is called where it is used rather than kept in a
-            // local: a local would live in the run's future, while the call
-            // inlines to the address of a `static`, so the per-state lookups
-            // become constant loads.
-            let mut limits = Limits::new(env, M::graph(), core.wrap_up_steps);
-            if limits.events {
-                core.clock = StepClock::start();
-            }
-            // One `Cx` for the whole loop, pointed at each step's state;
-            // the run's counters are reached through it.
-            let mut cx = Cx {
-                run: core,
-                env,
-                state: &M::graph().states[state.state_index()],
-            };
-            loop {
-                let idx = state.state_index();
-                let info = &M::graph().states[idx];
-                cx.state = info;
-                // Every entry into a non-terminal state is one step (for a
-                // wait state, the signal that moves it on).
-                if info.kind != StateKind::Terminal {
-                    if let Some(hit) = bound_hit(env, &limits, M::graph(), cx.run, idx) {
-                        state = exhausted::<M>(env, info.name, cx.run, hit)?;
-                        limits.wrap_up(cx.run.wrap_up_steps);
-                        $save!(
-                            hook,
-                            env,
-                            &state,
-                            &*cx.run,
-                            status_after_move(&state),
-                            Some(DecidedVia::WrapUp),
-                            None,
-                            info.name
-                        );
-                        continue;
-                    }
-                    cx.run.visits[idx] += 1;
-                    cx.run.steps += 1;
+        machine: $m:ty,
+        env: $env:ident,
+        handlers: $handlers:ident,
+        state: $state:ident,
+        core: $core:ident,
+        hook: $hook:ident,
+        durable: $durable:tt,
+        step: |$s:ident, $h:ident, $cx:ident| $step:expr $(,)?
+    ) => {{
+        use $crate::__private::run as __gr;
+        // `graph()` is called where it is used rather than kept in a local:
+        // a local would live in the run's future, while the call inlines to
+        // the address of a `static`, so the per-state lookups become
+        // constant loads.
+        let mut __limits = __gr::Limits::new::<$m>($env, &mut *$core);
+        // One `Cx` for the whole loop, pointed at each step's state; the
+        // run's counters are reached through it.
+        let mut __cx = __gr::cx::<$m>($core, $env, &$state);
+        loop {
+            let __idx = <$m as __gr::Machine>::state_index(&$state);
+            let __info = &<$m as __gr::Machine>::graph().states[__idx];
+            __gr::at(&mut __cx, __idx);
+            // Every entry into a non-terminal state is one step (for a
+            // wait state, the signal that moves it on).
+            if __info.kind != __gr::StateKind::Terminal {
+                if let ::core::option::Option::Some(__hit) =
+                    __gr::bound_hit($env, &__limits, &__cx, __info, __idx)
+                {
+                    $state = __gr::exhausted::<$m>($env, __info.name, &mut __cx, __hit).map_err(|__e| *__e)?;
+                    __limits.wrap_up(&__cx);
+                    $crate::__run_loop!(@save $durable, $m, $hook, $env, __cx, &$state,
+                        ::core::option::Option::Some(__gr::DecidedVia::WrapUp),
+                        ::core::option::Option::None, __info.name);
+                    continue;
                 }
-                // Events, timeouts and per-step tracing spans share one
-                // slower path, so the plain loop keeps a single `.await`
-                // and one check.
-                let step = if limits.guarded {
-                    if limits.events {
-                        entered(env, M::NAME, cx.run, info, &state, $durable);
-                    }
-                    let limit = if limits.timed {
-                        time_limit(env, &*cx.run, info.name)
-                    } else {
-                        None
-                    };
-                    let span = if limits.traced
-                        && matches!(info.kind, StateKind::Plain | StateKind::Gate)
-                    {
-                        step_span(M::NAME, cx.run.run_id, info.name, cx.run.steps)
-                    } else {
-                        tracing::Span::none()
-                    };
-                    let step = guarded(state.step(handlers, &mut cx), limit, span.clone()).await;
-                    record_usage(&span, &cx.run.usage);
-                    if limits.events {
-                        // A durable run tells of its move once the
-                        // checkpoint is written; an in-memory one now.
-                        handler_returned(env, cx.run, info, &step, !$durable);
-                    }
-                    step
-                } else {
-                    state.step(handlers, &mut cx).await
+                __gr::count_step(&mut __cx, __idx);
+            }
+            // Events, timeouts and per-step tracing spans share one slower
+            // path, so the plain loop has one check for them.
+            let __step = if __limits.guarded {
+                if __limits.events {
+                    __gr::entered::<$m>($env, &mut __cx, __info, &$state, $durable);
+                }
+                let __limit = __gr::time_limit($env, &__limits, &__cx, __info);
+                let __span = __gr::step_span::<$m>(&__limits, &__cx, __info);
+                let __step = {
+                    let ($s, $h, $cx) = ($state, $handlers, &mut __cx);
+                    __gr::guarded(async move { $step }, __limit, __span.clone()).await
                 };
-                match step {
-                    Step::Moved { next, decision } => {
-                        let to = next.state_index();
-                        cx.run.path.push(to as u32);
-                        let via = if decision.is_some() {
-                            cx.run.decisions += 1;
-                            DecidedVia::Gate
-                        } else {
-                            DecidedVia::Code
-                        };
-                        // The move and the decision that picked it are one
-                        // checkpoint, written before anyone is told.
-                        // (Arguments of `$save!` are only evaluated when it
-                        // checkpoints: the in-memory loop pays for none.)
-                        $save!(
-                            hook,
-                            env,
-                            &next,
-                            &*cx.run,
-                            status_after_move(&next),
-                            Some(via),
-                            decision.as_deref(),
-                            info.name
+                __gr::record_usage(&__span, &__cx);
+                if __limits.events {
+                    // A durable run tells of its move once the checkpoint
+                    // is written; an in-memory one now.
+                    __gr::handler_returned::<$m>($env, &mut __cx, __info, &__step, !$durable);
+                }
+                __step
+            } else {
+                let ($s, $h, $cx) = ($state, $handlers, &mut __cx);
+                $step
+            };
+            match __step {
+                __gr::Step::Moved { next: __next, decision: __decision } => {
+                    let __via = __gr::moved_to::<$m>(&mut __cx, &__next, __decision.is_some());
+                    // The move and the decision that picked it are one
+                    // checkpoint, written before anyone is told.
+                    $crate::__run_loop!(@save $durable, $m, $hook, $env, __cx, &__next,
+                        ::core::option::Option::Some(__via), __decision.as_deref(), __info.name);
+                    if $durable && __limits.events {
+                        __gr::moved::<$m>($env, &__cx, __info.name, &__next, __via, __decision);
+                    } else if let ::core::option::Option::Some(__record) = __decision {
+                        // Out of line: the drop of a record is large, and
+                        // plain states never have one.
+                        __gr::discard(__record);
+                    }
+                    $state = __next;
+                }
+                __gr::Step::Failed(__error) => match __gr::classify(__error) {
+                    ::core::result::Result::Ok(__hit) => {
+                        $state = __gr::exhausted::<$m>($env, __info.name, &mut __cx, __hit).map_err(|__e| *__e)?;
+                        __limits.wrap_up(&__cx);
+                        $crate::__run_loop!(@save $durable, $m, $hook, $env, __cx, &$state,
+                            ::core::option::Option::Some(__gr::DecidedVia::WrapUp),
+                            ::core::option::Option::None, __info.name);
+                    }
+                    ::core::result::Result::Err(__kind) => {
+                        return ::core::result::Result::Err(
+                            __gr::failed::<$m>($env, &__cx, __info.name, __kind),
                         );
-                        if $durable && limits.events {
-                            let to = M::graph().states[to].name;
-                            moved(env, M::NAME, cx.run, info.name, to, via, decision);
-                        } else if let Some(record) = decision {
-                            // Out of line: the drop of a record is large,
-                            // and plain states never have one.
-                            discard(record);
-                        }
-                        state = next;
                     }
-                    Step::Failed(error) => {
-                        let kind = classify(error);
-                        match kind {
-                            RunErrorKind::Bound(hit)
-                            | RunErrorKind::Gate(GateError::Bound(hit)) => {
-                                state = exhausted::<M>(env, info.name, cx.run, hit)?;
-                                limits.wrap_up(cx.run.wrap_up_steps);
-                                $save!(
-                                    hook,
-                                    env,
-                                    &state,
-                                    &*cx.run,
-                                    status_after_move(&state),
-                                    Some(DecidedVia::WrapUp),
-                                    None,
-                                    info.name
-                                );
-                            }
-                            kind => {
-                                return Err(fail::<M>(
-                                    env,
-                                    cx.run.run_id,
-                                    cx.run.steps,
-                                    info.name,
-                                    kind,
-                                ));
-                            }
-                        }
+                },
+                __gr::Step::Wait(__waiting) => {
+                    $crate::__run_loop!(@wait $durable, $m, $hook, $env, __cx, &__waiting,
+                        __info.name);
+                    if __limits.events {
+                        __gr::waiting::<$m>($env, &__cx, __info.name);
                     }
-                    Step::Wait(state) => {
-                        let waiting = RunStatus::Waiting;
-                        $save!(hook, env, &state, &*cx.run, waiting, None, None, info.name);
-                        if limits.events {
-                            env.emit(cx.run.run_id, M::NAME, || EventKind::Waiting {
-                                state: info.name.into(),
-                            });
-                        }
-                        return Ok(Stop::Waiting(state));
+                    return ::core::result::Result::Ok(__gr::Stop::Waiting(__waiting));
+                }
+                __gr::Step::Terminal(__terminal) => {
+                    if __limits.events {
+                        __gr::finished::<$m>($env, &__cx, __info.name);
                     }
-                    Step::Terminal(terminal) => {
-                        if limits.events {
-                            let run = &*cx.run;
-                            env.emit(run.run_id, M::NAME, || EventKind::Finished {
-                                state: info.name.into(),
-                                steps: run.steps,
-                                usage: run.usage,
-                            });
-                        }
-                        return Ok(Stop::Finished(terminal));
-                    }
+                    return ::core::result::Result::Ok(__gr::Stop::Finished(__terminal));
                 }
             }
         }
+    }};
+    // In memory: no checkpoint (and its arguments are not evaluated).
+    (@save false, $($ignored:tt)*) => {};
+    (@wait false, $($ignored:tt)*) => {};
+    // A durable run's checkpoint, awaited; a store failure ends the run.
+    (@save true, $m:ty, $hook:ident, $env:ident, $cx:ident, $state:expr, $via:expr,
+        $decision:expr, $name:expr) => {
+        $crate::__run_loop!(@write $m, $hook, $env, $cx, $state,
+            $crate::runner::status_after_move($state), $via, $decision, $name);
+    };
+    (@wait true, $m:ty, $hook:ident, $env:ident, $cx:ident, $state:expr, $name:expr) => {
+        $crate::__run_loop!(@write $m, $hook, $env, $cx, $state,
+            $crate::store::RunStatus::Waiting, ::core::option::Option::None,
+            ::core::option::Option::None, $name);
+    };
+    (@write $m:ty, $hook:ident, $env:ident, $cx:ident, $state:expr, $status:expr, $via:expr,
+        $decision:expr, $name:expr) => {
+        let __pending = $hook.save($state, &*$cx.run, $status, $via, $decision);
+        $crate::runner::saved::<$m>($env, __pending, $cx.run.run_id, $cx.run.steps, $name)
+            .await?;
+        $hook.written($env, <$m as $crate::Machine>::NAME);
     };
 }
 
-run_loop!(run_loop, (), no_checkpoint, durable: false, []);
-run_loop!(
-    run_loop_durable,
-    &mut StoreHook,
-    checkpoint,
-    durable: true,
-    [M: DurableMachine, M::Context: DurableContext,]
-);
+/// The loop for machines whose [`Dispatch`] is written by hand: the same
+/// loop, each step through [`Dispatch::step`].
+pub(crate) async fn run_loop<M, H>(
+    env: &Env,
+    handlers: &H,
+    mut state: M,
+    core: &mut RunCore<M::Context>,
+) -> Result<Stop<M>, RunError>
+where
+    M: Dispatch<H>,
+    H: ?Sized + Sync,
+{
+    crate::__run_loop!(
+        machine: M,
+        env: env,
+        handlers: handlers,
+        state: state,
+        core: core,
+        hook: no_hook,
+        durable: false,
+        step: |s, h, cx| s.step(h, cx).await,
+    )
+}
+
+/// The loop of a durable run: a checkpoint through `hook` after every
+/// transition and when the run waits.
+async fn run_loop_durable<M, H>(
+    env: &Env,
+    handlers: &H,
+    mut state: M,
+    core: &mut RunCore<M::Context>,
+    hook: &mut StoreHook,
+) -> Result<Stop<M>, RunError>
+where
+    M: Dispatch<H> + DurableMachine,
+    M::Context: DurableContext,
+    H: ?Sized + Sync,
+{
+    crate::__run_loop!(
+        machine: M,
+        env: env,
+        handlers: handlers,
+        state: state,
+        core: core,
+        hook: hook,
+        durable: true,
+        step: |s, h, cx| s.step(h, cx).await,
+    )
+}
 
 /// Polls `fut`, turning a panic inside it into an `Err` with its message.
 async fn catching<F: Future>(fut: F) -> Result<F::Output, String> {
@@ -366,46 +352,51 @@ async fn catching<F: Future>(fut: F) -> Result<F::Output, String> {
 }
 
 /// Sorts a handler error into the runner's own kinds (bounds and gate
-/// failures travel through `?` as `HandlerError`s).
-fn classify(error: crate::HandlerError) -> RunErrorKind {
+/// failures travel through `?` as `HandlerError`s): a bound that was hit,
+/// which a wrap-up state may take over, or the run's error.
+pub fn classify(error: crate::HandlerError) -> Result<BoundHit, RunErrorKind> {
     let error = match error.downcast::<BoundHit>() {
-        Ok(hit) => return RunErrorKind::Bound(hit),
+        Ok(hit) => return Ok(hit),
         Err(e) => e,
     };
     // A journaled effect's store failure (`Cx::effect`) is the store's.
     let error = match error.downcast::<crate::store::StoreError>() {
-        Ok(e) => return RunErrorKind::Store(Box::new(e)),
+        Ok(e) => return Err(RunErrorKind::Store(Box::new(e))),
         Err(e) => e,
     };
     match error.downcast::<GateError>() {
-        Ok(GateError::Bound(hit)) => RunErrorKind::Bound(hit),
-        Ok(gate) => RunErrorKind::Gate(gate),
-        Err(e) => RunErrorKind::Handler(e),
+        Ok(GateError::Bound(hit)) => Ok(hit),
+        Ok(gate) => Err(RunErrorKind::Gate(gate)),
+        Err(e) => Err(RunErrorKind::Handler(e)),
     }
 }
 
 /// The limits of one run, worked out once when it starts or resumes, so
 /// the per-step check is two comparisons when only steps and visits apply.
-struct Limits {
+pub struct Limits {
     /// The smaller of the machine's and the runner's `max_steps`; once
     /// the run wraps up, its wrap-up allowance instead.
     max_steps: u64,
     /// The run is wrapping up: only `max_steps` (its allowance) applies.
     wrapping: bool,
-    /// A deadline, token or money budget is set.
+    /// A deadline, token or money budget is set (and the run is not
+    /// wrapping up).
     budgets: bool,
     /// A deadline or a handler timeout is set.
     timed: bool,
     /// There are event subscribers.
-    events: bool,
+    pub events: bool,
     /// A tracing subscriber wants per-step spans.
     traced: bool,
     /// `timed`, `traced` or `events`: steps take the slower path.
-    guarded: bool,
+    pub guarded: bool,
 }
 
 impl Limits {
-    fn new(env: &Env, graph: &Graph, wrap_up_steps: Option<u64>) -> Self {
+    /// The limits of a run of `M` starting or resuming with `core` (whose
+    /// event clock starts now if there are subscribers).
+    pub fn new<M: Machine>(env: &Env, core: &mut RunCore<M::Context>) -> Self {
+        let graph = M::graph();
         let max_steps = match (graph.max_steps, env.bounds.steps()) {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b).unwrap_or(u64::MAX),
@@ -423,40 +414,83 @@ impl Limits {
             guarded: false,
         };
         limits.guarded = limits.timed || limits.traced || limits.events;
-        limits.wrap_up(wrap_up_steps);
+        if limits.events {
+            core.clock = StepClock::start();
+        }
+        limits.wrap_up_at(core.wrap_up_steps);
         limits
     }
 
     /// Switches to the wrap-up allowance once the run has one.
     #[inline]
-    fn wrap_up(&mut self, wrap_up_steps: Option<u64>) {
+    pub fn wrap_up<M: Machine>(&mut self, cx: &Cx<'_, M>) {
+        self.wrap_up_at(cx.run.wrap_up_steps);
+    }
+
+    fn wrap_up_at(&mut self, wrap_up_steps: Option<u64>) {
         if let Some(limit) = wrap_up_steps {
             self.max_steps = limit;
             self.wrapping = true;
+            self.budgets = false;
         }
     }
 }
 
-/// The first bound the next step would break, if any.
+/// The loop's `Cx`, at the run's first state.
 #[inline]
-fn bound_hit<C>(
+pub fn cx<'r, M: Machine>(core: &'r mut RunCore<M::Context>, env: &'r Env, state: &M) -> Cx<'r, M> {
+    Cx {
+        run: core,
+        env,
+        state: state.state_index(),
+    }
+}
+
+/// Points `cx` at the state of index `idx`.
+#[inline(always)]
+pub fn at<M: Machine>(cx: &mut Cx<'_, M>, idx: usize) {
+    cx.state = idx;
+}
+
+/// Counts a step in the state of index `idx`.
+#[inline(always)]
+pub fn count_step<M: Machine>(cx: &mut Cx<'_, M>, idx: usize) {
+    cx.run.steps += 1;
+    cx.run.visits[idx] += 1;
+}
+
+/// Records the move to `next` in the path (and the decision, if a gate
+/// made it); how it was decided.
+#[inline(always)]
+pub fn moved_to<M: Machine>(cx: &mut Cx<'_, M>, next: &M, decided: bool) -> DecidedVia {
+    cx.run.path.push(next.state_index() as u32);
+    if decided {
+        cx.run.decisions += 1;
+        DecidedVia::Gate
+    } else {
+        DecidedVia::Code
+    }
+}
+
+/// The first bound the next step, in `info` (of index `idx`), would break.
+#[inline(always)]
+pub fn bound_hit<M: Machine>(
     env: &Env,
     limits: &Limits,
-    graph: &Graph,
-    core: &RunCore<C>,
+    cx: &Cx<'_, M>,
+    info: &StateInfo,
     idx: usize,
 ) -> Option<BoundHit> {
+    let core = &*cx.run;
     if core.steps >= limits.max_steps {
         return Some(BoundHit::Steps {
             limit: limits.max_steps,
         });
     }
-    if limits.wrapping {
-        // Wrapping up: only the wrap-up allowance applies.
-        return None;
-    }
-    let info = &graph.states[idx];
+    // Wrapping up, only the wrap-up allowance applies (`wrap_up` turns
+    // the budgets off).
     if let Some(limit) = info.max_visits
+        && !limits.wrapping
         && core.visits[idx] >= limit
     {
         return Some(BoundHit::Visits {
@@ -499,9 +533,27 @@ fn budget_hit<C>(env: &Env, core: &RunCore<C>) -> Option<BoundHit> {
     None
 }
 
-/// How long the next handler may take, and which bound a timeout is.
+/// How long the handler of `info` may take, and which bound a timeout is.
+#[inline]
+pub fn time_limit<M: Machine>(
+    env: &Env,
+    limits: &Limits,
+    cx: &Cx<'_, M>,
+    info: &StateInfo,
+) -> Option<(Duration, BoundHit)> {
+    if limits.timed {
+        handler_time_limit(env, cx.run, info.name)
+    } else {
+        None
+    }
+}
+
 #[inline(never)]
-fn time_limit<C>(env: &Env, core: &RunCore<C>, state: &str) -> Option<(Duration, BoundHit)> {
+fn handler_time_limit<C>(
+    env: &Env,
+    core: &RunCore<C>,
+    state: &str,
+) -> Option<(Duration, BoundHit)> {
     let per_handler = env.bounds.timeout().map(|t| {
         (
             t,
@@ -530,13 +582,18 @@ fn time_limit<C>(env: &Env, core: &RunCore<C>, state: &str) -> Option<(Duration,
     }
 }
 
-/// A bound was hit: move to the wrap-up state, or end the run.
-fn exhausted<M: Machine>(
+/// A bound was hit in state `from`: move to the wrap-up state, or end the
+/// run. (The error is boxed so that telling the two apart in the loop is
+/// a compare with the state's own tag, not with a niche of `RunError`'s.)
+#[cold]
+#[inline(never)]
+pub fn exhausted<M: Machine>(
     env: &Env,
     from: &'static str,
-    core: &mut RunCore<M::Context>,
+    cx: &mut Cx<'_, M>,
     hit: BoundHit,
-) -> Result<M, RunError> {
+) -> Result<M, Box<RunError>> {
+    let core = &mut *cx.run;
     let graph = M::graph();
     let wrap = if core.wrap_up_steps.is_none() {
         M::on_exhausted(&hit)
@@ -562,14 +619,26 @@ fn exhausted<M: Machine>(
             });
             Ok(next)
         }
-        None => Err(fail::<M>(
+        None => Err(Box::new(fail::<M>(
             env,
             core.run_id,
             core.steps,
             from,
             RunErrorKind::Bound(hit),
-        )),
+        ))),
     }
+}
+
+/// The run failed in `state` with `kind`: its error, told to subscribers.
+#[cold]
+#[inline(never)]
+pub fn failed<M: Machine>(
+    env: &Env,
+    cx: &Cx<'_, M>,
+    state: &'static str,
+    kind: RunErrorKind,
+) -> RunError {
+    fail::<M>(env, cx.run.run_id, cx.run.steps, state, kind)
 }
 
 pub(super) fn fail<M: Machine>(
@@ -594,24 +663,45 @@ pub(super) fn fail<M: Machine>(
     error
 }
 
+/// Tells subscribers the run waits in `state`.
+#[cold]
+#[inline(never)]
+pub fn waiting<M: Machine>(env: &Env, cx: &Cx<'_, M>, state: &'static str) {
+    env.emit(cx.run.run_id, M::NAME, || EventKind::Waiting {
+        state: state.into(),
+    });
+}
+
+/// Tells subscribers the run finished in `state`.
+#[cold]
+#[inline(never)]
+pub fn finished<M: Machine>(env: &Env, cx: &Cx<'_, M>, state: &'static str) {
+    let run = &*cx.run;
+    env.emit(run.run_id, M::NAME, || EventKind::Finished {
+        state: state.into(),
+        steps: run.steps,
+        usage: run.usage,
+    });
+}
+
 /// Tells subscribers the run entered `info` (out of line: the loop
 /// without subscribers stays as small as it was). The step's clock starts
 /// where the previous step's handler ended, or now with `restamp` (a
 /// durable run, which wrote a checkpoint in between).
 #[cold]
 #[inline(never)]
-fn entered<M: Machine>(
+pub fn entered<M: Machine>(
     env: &Env,
-    machine: &'static str,
-    run: &mut RunCore<M::Context>,
+    cx: &mut Cx<'_, M>,
     info: &StateInfo,
     state: &M,
     restamp: bool,
 ) {
+    let run = &mut *cx.run;
     if restamp {
         run.clock.lap();
     }
-    env.emit_at(run.clock.mark_ms(), run.run_id, machine, || {
+    env.emit_at(run.clock.mark_ms(), run.run_id, M::NAME, || {
         EventKind::Entered {
             state: info.name.into(),
             step: run.steps,
@@ -623,7 +713,7 @@ fn entered<M: Machine>(
 /// Drops `value` out of line.
 #[cold]
 #[inline(never)]
-fn discard<T>(value: T) {
+pub fn discard<T>(value: T) {
     drop(value);
 }
 
@@ -632,9 +722,9 @@ fn discard<T>(value: T) {
 /// checkpoint is written, with [`moved`]).
 #[cold]
 #[inline(never)]
-fn handler_returned<M: Machine>(
+pub fn handler_returned<M: Machine>(
     env: &Env,
-    run: &mut RunCore<M::Context>,
+    cx: &mut Cx<'_, M>,
     info: &StateInfo,
     step: &Step<M>,
     moves: bool,
@@ -642,19 +732,18 @@ fn handler_returned<M: Machine>(
     match step {
         Step::Wait(_) | Step::Terminal(_) => {}
         Step::Failed(_) => {
-            run.clock.lap();
-            handler_finished(env, M::NAME, run, info.name);
+            cx.run.clock.lap();
+            handler_finished(env, M::NAME, cx.run, info.name);
         }
         Step::Moved { next, decision } => {
-            run.clock.lap();
+            cx.run.clock.lap();
             if moves {
                 let via = if decision.is_some() {
                     DecidedVia::Gate
                 } else {
                     DecidedVia::Code
                 };
-                let to = next.state_name();
-                moved(env, M::NAME, run, info.name, to, via, decision.clone());
+                moved(env, cx, info.name, next, via, decision.clone());
             }
         }
     }
@@ -673,26 +762,27 @@ fn handler_finished<C>(env: &Env, machine: &'static str, run: &RunCore<C>, state
 }
 
 /// Tells subscribers how a gate decided (made inside the handler, so
-/// first), that the handler finished, and that the run moved.
+/// first), that the handler finished, and that the run moved from `from`
+/// to `next`.
 #[cold]
 #[inline(never)]
-fn moved<C>(
+pub fn moved<M: Machine>(
     env: &Env,
-    machine: &'static str,
-    run: &RunCore<C>,
+    cx: &Cx<'_, M>,
     from: &'static str,
-    to: &'static str,
+    next: &M,
     via: DecidedVia,
     decision: Option<Box<crate::gate::DecisionRecord>>,
 ) {
+    let run = &*cx.run;
     let at_ms = run.clock.mark_ms();
     if let Some(record) = decision {
-        env.emit_at(at_ms, run.run_id, machine, || EventKind::Decision(record));
+        env.emit_at(at_ms, run.run_id, M::NAME, || EventKind::Decision(record));
     }
-    handler_finished(env, machine, run, from);
-    env.emit_at(at_ms, run.run_id, machine, || EventKind::Transition {
+    handler_finished(env, M::NAME, run, from);
+    env.emit_at(at_ms, run.run_id, M::NAME, || EventKind::Transition {
         from: from.into(),
-        to: to.into(),
+        to: next.state_name().into(),
         step: run.steps,
         via,
     });
@@ -701,11 +791,21 @@ fn moved<C>(
 /// The target of the per-step spans.
 const STEP_SPAN_TARGET: &str = "guiderail::step";
 
-/// A span for one step: run, machine, state and step now, the run's tokens
-/// and cost once the handler returns.
+/// A span for the step in `info`, if a tracing subscriber wants them:
+/// run, machine, state and step now, the run's tokens and cost once the
+/// handler returns.
+#[inline]
+pub fn step_span<M: Machine>(limits: &Limits, cx: &Cx<'_, M>, info: &StateInfo) -> tracing::Span {
+    if limits.traced && matches!(info.kind, StateKind::Plain | StateKind::Gate) {
+        new_step_span(M::NAME, cx.run.run_id, info.name, cx.run.steps)
+    } else {
+        tracing::Span::none()
+    }
+}
+
 #[cold]
 #[inline(never)]
-fn step_span(
+fn new_step_span(
     machine: &'static str,
     run_id: RunId,
     state: &'static str,
@@ -723,15 +823,17 @@ fn step_span(
     )
 }
 
-fn record_usage(span: &tracing::Span, usage: &crate::bounds::Usage) {
+/// Puts the run's tokens and cost on its step's span.
+pub fn record_usage<M: Machine>(span: &tracing::Span, cx: &Cx<'_, M>) {
     if !span.is_disabled() {
+        let usage = &cx.run.usage;
         span.record("guiderail.tokens", usage.total_tokens());
         span.record("guiderail.cost_micros", usage.cost_micros);
     }
 }
 
 /// A step with its time limit and inside its span.
-async fn guarded<M>(
+pub async fn guarded<M>(
     step: impl Future<Output = Step<M>>,
     limit: Option<(Duration, BoundHit)>,
     span: tracing::Span,
