@@ -13,10 +13,6 @@ pub use schemars;
 pub use serde;
 pub use serde_json;
 
-/// Generated step futures are `pin_project!` enums (no `unsafe` in the
-/// user's crate).
-pub use pin_project_lite::pin_project;
-
 /// The run loop, expanded by `#[guiderail::machine]` for each machine.
 pub use crate::__run_loop;
 
@@ -28,11 +24,12 @@ pub mod run {
     pub use crate::graph::StateKind;
     pub use crate::machine::{Machine, Step};
     pub use crate::runner::Env;
-    pub use crate::runner::step::{
-        Limits, Stop, at, bound_hit, classify, count_step, cx, discard, entered, exhausted, failed,
+    pub use crate::runner::loop_parts::{
+        Limits, at, bound_hit, classify, count_step, cx, discard, entered, exhausted, failed,
         finished, guarded, handler_returned, moved, moved_to, record_usage, step_span, time_limit,
         waiting,
     };
+    pub use crate::runner::step::Stop;
 }
 
 /// A plain state's handler result as a step (keeps the generated `match`

@@ -101,7 +101,7 @@ pub trait Dispatch<H: ?Sized>: Machine {
     where
         H: Sync,
     {
-        crate::runner::step::run_loop(env, handlers, self, core)
+        crate::runner::run_loop::run_loop(env, handlers, self, core)
     }
 }
 

@@ -71,27 +71,16 @@ pub fn trait_def(m: &Machine, item_vis: &TokenStream) -> TokenStream {
     }
 }
 
-/// The `Dispatch` impl: `step`, a `match` on the state that builds the
-/// step's future around the handler's own future ([`step_future`]), and
-/// `__run`, the in-memory run loop with the same `match` in it, each
-/// handler's future awaited by the loop itself (one layer, as in a
-/// hand-written loop). No allocation per step.
+/// The `Dispatch` impl: `__run`, the in-memory run loop with a `match` on
+/// the state in it, each handler's future awaited by the loop itself (one
+/// layer, as in a hand-written loop), and `step`, the same `match` for one
+/// step (durable runs, whose loop is the runtime's). No allocation per
+/// step.
 pub fn dispatch(m: &Machine) -> TokenStream {
     let p = &m.private;
     let machine = &m.ident;
     let module = names::module(m);
-    let step_arms = arms(m, |s, call| {
-        let ident = &s.ident;
-        quote!(#module::__Step::#ident { future: #call })
-    });
-    let ready = |kind: TokenStream| {
-        quote!(#module::__Step::Ready {
-            step: ::core::option::Option::Some(#p::Step::#kind(__state)),
-        })
-    };
-    let (wait, terminal) = (ready(quote!(Wait)), ready(quote!(Terminal)));
-    let step_body = match_on(m, quote!(self), step_arms, wait, terminal);
-    let loop_arms = arms(m, |s, call| {
+    let handled = arms(m, |s, call| {
         let wrap = if s.kind == Kind::Gate {
             quote!(decided)
         } else {
@@ -99,23 +88,19 @@ pub fn dispatch(m: &Machine) -> TokenStream {
         };
         quote!(#p::#wrap(#call.await))
     });
-    let loop_step = match_on(
-        m,
-        quote!(__state),
-        loop_arms,
-        quote!(#p::Step::Wait(__state)),
-        quote!(#p::Step::Terminal(__state)),
-    );
+    let wait = quote!(#p::Step::Wait(__state));
+    let terminal = quote!(#p::Step::Terminal(__state));
+    let step = match_on(m, quote!(self), &handled, &wait, &terminal);
+    let loop_step = match_on(m, quote!(__state), &handled, &wait, &terminal);
     quote! {
         #[automatically_derived]
         impl<__H: #module::Handlers + ?::core::marker::Sized> #p::Dispatch<__H> for #machine {
-            #[inline]
             fn step<'__a>(
                 self,
                 __handlers: &'__a __H,
                 __cx: &'__a mut #p::Cx<'_, Self>,
             ) -> impl ::core::future::Future<Output = #p::Step<Self>> + ::core::marker::Send + '__a {
-                #step_body
+                async move { #step }
             }
 
             fn __run<'__a>(
@@ -171,88 +156,17 @@ fn arms(m: &Machine, body: impl Fn(&State, TokenStream) -> TokenStream) -> Vec<T
 fn match_on(
     m: &Machine,
     on: TokenStream,
-    handled: Vec<TokenStream>,
-    wait: TokenStream,
-    terminal: TokenStream,
+    handled: &[TokenStream],
+    wait: &TokenStream,
+    terminal: &TokenStream,
 ) -> TokenStream {
     let machine = &m.ident;
     let others = m.states.iter().filter(|s| !handles(s)).map(|s| {
         let ident = &s.ident;
-        let body = if s.kind == Kind::Wait {
-            &wait
-        } else {
-            &terminal
-        };
+        let body = if s.kind == Kind::Wait { wait } else { terminal };
         quote!(__state @ #machine::#ident { .. } => #body)
     });
     quote!(match #on { #(#handled,)* #(#others,)* })
-}
-
-/// The future of one step, declared in the machine's module: the running
-/// handler's own future in a variant of its state (an `async` block
-/// around it would add a layer, and a copy of its arguments, to every
-/// step), or a step that is ready at once. A `pin_project!` enum, so the
-/// user's crate needs no `unsafe`.
-pub fn step_future(m: &Machine) -> TokenStream {
-    let p = &m.private;
-    let machine = &m.ident;
-    let handled: Vec<_> = m.states.iter().filter(|s| handles(s)).collect();
-    let params: Vec<_> = (0..handled.len())
-        .map(|i| quote::format_ident!("__F{}", i))
-        .collect();
-    let generics = if params.is_empty() {
-        quote!()
-    } else {
-        quote!(<#(#params),*>)
-    };
-    let variants = handled.iter().zip(&params).map(|(s, f)| {
-        let ident = &s.ident;
-        quote!(#ident { #[pin] future: #f })
-    });
-    let bounds = handled.iter().zip(&params).map(|(s, f)| {
-        let output = output(m, s);
-        quote!(#f: ::core::future::Future<Output = #output>)
-    });
-    let polls = handled.iter().map(|s| {
-        let ident = &s.ident;
-        let wrap = if s.kind == Kind::Gate {
-            quote!(decided)
-        } else {
-            quote!(moved)
-        };
-        quote!(__StepProj::#ident { future } => future.poll(__cx).map(#p::#wrap))
-    });
-    quote! {
-        #p::pin_project! {
-            #[doc(hidden)]
-            #[project = __StepProj]
-            pub(super) enum __Step #generics {
-                #(#variants,)*
-                Ready { step: ::core::option::Option<#p::Step<#machine>> },
-            }
-        }
-
-        impl #generics ::core::future::Future for __Step #generics
-        where
-            #(#bounds,)*
-        {
-            type Output = #p::Step<#machine>;
-
-            #[inline]
-            fn poll(
-                self: ::core::pin::Pin<&mut Self>,
-                __cx: &mut ::core::task::Context<'_>,
-            ) -> ::core::task::Poll<Self::Output> {
-                match self.project() {
-                    #(#polls,)*
-                    __StepProj::Ready { step } => ::core::task::Poll::Ready(
-                        ::core::option::Option::take(step)
-                            .expect("a step future polled after it finished"),
-                    ),
-                }
-            }
-        }
-    }
 }
 
 /// The handler signature as users write it, for "missing handler" messages.

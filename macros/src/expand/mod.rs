@@ -109,7 +109,6 @@ fn generate(m: &Machine) -> TokenStream {
     let handlers = handler::trait_def(m, &item_vis);
     let handlers_info = handler::handlers_info(m, &item_vis);
     let dispatch = handler::dispatch(m);
-    let step_future = handler::step_future(m);
     let graph_body = graph::graph_fn(m, worst);
     let mermaid = graph::mermaid(m, worst);
     let dot = graph::dot(m);
@@ -149,8 +148,6 @@ fn generate(m: &Machine) -> TokenStream {
             #handlers
 
             #handlers_info
-
-            #step_future
         }
 
         #[automatically_derived]

@@ -368,7 +368,7 @@ pub(crate) async fn saved<M: Machine>(
 ) -> Result<(), RunError> {
     match pending.await {
         Ok(()) => Ok(()),
-        Err(e) => Err(super::step::fail::<M>(
+        Err(e) => Err(super::loop_parts::fail::<M>(
             env,
             run_id,
             step,

@@ -16,7 +16,9 @@ use crate::path::Path;
 use crate::run_id::RunId;
 
 mod durable;
+pub(crate) mod loop_parts;
 mod replay;
+pub(crate) mod run_loop;
 pub(crate) mod step;
 
 pub(crate) use durable::{saved, status_after_move};
