@@ -772,3 +772,66 @@ async fn effects_of_in_memory_runs_run_every_time() {
     }
     assert_eq!(worker.payments.load(Ordering::SeqCst), 2);
 }
+
+/// A durable run tells of each step in order, its move only once the
+/// checkpoint is written, and its `Entered` events carry the payload as the
+/// in-memory loop's do.
+#[tokio::test]
+async fn a_durable_runs_events_follow_its_checkpoints() {
+    let store = memory();
+    let model = refund_model();
+    let log = Arc::new(guiderail::EventLog::new());
+    let runner = Runner::builder()
+        .shared_model(model.clone())
+        .shared_store(store.clone())
+        .subscriber(log.clone())
+        .build();
+    let ended = runner
+        .start_durable(&Worker::default(), Flow::start(), job())
+        .await
+        .unwrap();
+    assert!(ended.waiting().is_some(), "waits for approval");
+    use guiderail::EventKind as K;
+    let seen: Vec<String> = log
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            K::Entered {
+                state,
+                step,
+                payload,
+            } => Some(format!(
+                "Entered {state} {step} {}",
+                payload.as_ref().map_or("-".into(), |p| p.to_string())
+            )),
+            K::CheckpointWritten { checkpoint } => Some(format!("Checkpoint {}", checkpoint.seq)),
+            K::Decision(_) => Some("Decision".into()),
+            K::HandlerFinished { state, .. } => Some(format!("Finished {state}")),
+            K::Transition { from, to, via, .. } => Some(format!("{from} -> {to} {via:?}")),
+            K::Waiting { state } => Some(format!("Waiting {state}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "Checkpoint 0",
+            "Entered Intake 1 -",
+            "Checkpoint 1",
+            "Finished Intake",
+            "Intake -> Decide Code",
+            "Entered Decide 2 -",
+            "Checkpoint 2",
+            "Decision",
+            "Finished Decide",
+            "Decide -> IssueRefund Gate",
+            r#"Entered IssueRefund 3 {"amount_cents":2500,"order_id":7}"#,
+            "Checkpoint 3",
+            "Finished IssueRefund",
+            "IssueRefund -> Approve Code",
+            "Entered Approve 4 -",
+            "Checkpoint 4",
+            "Waiting Approve",
+        ]
+    );
+}
