@@ -8,7 +8,8 @@ use crate::run_id::RunId;
 use crate::runner::Env;
 
 /// Everything a run carries between steps. Small on purpose: a suspended
-/// run is this plus its state.
+/// run is this plus its state. (Public only as a name for the run loop that
+/// `#[machine]` expands; its fields are the runtime's.)
 #[derive(Debug)]
 pub struct RunCore<C> {
     pub(crate) run_id: RunId,

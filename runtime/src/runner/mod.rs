@@ -26,7 +26,9 @@ pub(crate) use durable::{saved, status_after_move};
 pub use durable::{DurableContext, DurableError, DurableMachine};
 pub use replay::{Divergence, ReplayReport, StepView};
 
-/// Configuration shared by every run of a runner.
+/// Configuration shared by every run of a runner. (Public only as a name
+/// for the run loop that `#[machine]` expands; its fields are the
+/// runtime's.)
 #[derive(Clone)]
 pub struct Env {
     pub(crate) model: Option<Arc<dyn Model>>,
