@@ -835,3 +835,42 @@ async fn a_durable_runs_events_follow_its_checkpoints() {
         ]
     );
 }
+
+/// A run that fails at a gate keeps what the gate's calls spent: in its
+/// error and in the failed checkpoint, so a budget counts them.
+#[tokio::test]
+async fn a_gate_that_fails_leaves_its_spending_in_the_error_and_the_store() {
+    let store = memory();
+    let per_call = guiderail::Usage {
+        input_tokens: 100,
+        output_tokens: 7,
+        cost_micros: 30,
+    };
+    // Three answers that name no move: the first try and two repairs.
+    let model = Arc::new(
+        ScriptedModel::new()
+            .with_usage(per_call)
+            .then_raw("no idea")
+            .then_raw("still no idea")
+            .then_raw("none"),
+    );
+    let runner = runner(&store, &model);
+    let err = runner
+        .start_durable(&Worker::default(), Flow::start(), job())
+        .await
+        .expect_err("the gate fails");
+    let DurableError::Run(e) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(matches!(&e.kind, RunErrorKind::Gate(_)), "{:?}", e.kind);
+    assert_eq!((e.state, model.requests().len()), ("Decide", 3));
+    let spent = guiderail::Usage {
+        input_tokens: 300,
+        output_tokens: 21,
+        cost_micros: 90,
+    };
+    assert_eq!(e.usage, spent);
+    let latest = store.latest(e.run_id).await.unwrap();
+    assert_eq!(latest.status, RunStatus::Failed);
+    assert_eq!(latest.spent.usage, spent);
+}

@@ -105,6 +105,10 @@ pub struct RunError {
     pub state: &'static str,
     /// The step number (entries into non-terminal states so far).
     pub step: u64,
+    /// Model usage of the run up to the error, the calls of a gate that
+    /// failed included (zero for a run whose task was cancelled or
+    /// panicked outside the runner).
+    pub usage: crate::bounds::Usage,
     /// What went wrong.
     #[source]
     pub kind: RunErrorKind,

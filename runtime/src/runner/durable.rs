@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{Ended, Env, Outcome, Runner, Suspended};
+use crate::bounds::Usage;
 use crate::context::{Cx, RunCore};
 use crate::error::HandlerError;
 use crate::error::{RunError, RunErrorKind};
@@ -364,6 +365,7 @@ pub(crate) async fn saved<M: Machine>(
     pending: impl Future<Output = Result<(), StoreError>>,
     run_id: RunId,
     step: u64,
+    usage: Usage,
     state: &'static str,
 ) -> Result<(), RunError> {
     match pending.await {
@@ -372,6 +374,7 @@ pub(crate) async fn saved<M: Machine>(
             env,
             run_id,
             step,
+            usage,
             state,
             RunErrorKind::Store(Box::new(e)),
         )),
@@ -732,6 +735,9 @@ impl Runner {
             Err(e) if matches!(e.kind, RunErrorKind::Store(_)) => Err(e.into()),
             Err(e) => {
                 let mut failed = hook.last.failed(e.kind.to_string());
+                // What the failing step spent (a gate's calls) is not in
+                // the checkpoint it started from.
+                failed.spent.usage = e.usage;
                 if failed.path.is_empty() {
                     failed.path = hook.store.run_path(failed.run_id).await.unwrap_or_default();
                 }

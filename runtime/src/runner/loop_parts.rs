@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::Env;
-use crate::bounds::{BoundHit, millis};
+use crate::bounds::{BoundHit, Usage, millis};
 use crate::context::{Cx, RunCore, StepClock};
 use crate::error::{RunError, RunErrorKind};
 use crate::event::{DecidedVia, EventKind};
@@ -290,6 +290,7 @@ pub fn exhausted<M: Machine>(
             env,
             core.run_id,
             core.steps,
+            core.usage,
             from,
             RunErrorKind::Bound(hit),
         ))),
@@ -305,13 +306,14 @@ pub fn failed<M: Machine>(
     state: &'static str,
     kind: RunErrorKind,
 ) -> RunError {
-    fail::<M>(env, cx.run.run_id, cx.run.steps, state, kind)
+    fail::<M>(env, cx.run.run_id, cx.run.steps, cx.run.usage, state, kind)
 }
 
 pub(super) fn fail<M: Machine>(
     env: &Env,
     run_id: RunId,
     step: u64,
+    usage: Usage,
     state: &'static str,
     kind: RunErrorKind,
 ) -> RunError {
@@ -320,6 +322,7 @@ pub(super) fn fail<M: Machine>(
         machine: M::NAME,
         state,
         step,
+        usage,
         kind,
     };
     env.emit(run_id, M::NAME, || EventKind::Failed {

@@ -587,6 +587,10 @@ impl<M: Machine> RunHandle<M> {
 impl<M: Machine> Future for RunHandle<M> {
     type Output = Result<Ended<M>, RunError>;
 
+    #[expect(
+        clippy::result_large_err,
+        reason = "a run's error is built once, when the run ends"
+    )]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let run_id = self.run_id;
         Pin::new(&mut self.join).poll(cx).map(|r| match r {
@@ -596,6 +600,7 @@ impl<M: Machine> Future for RunHandle<M> {
                 machine: M::NAME,
                 state: "",
                 step: 0,
+                usage: Usage::default(),
                 kind: if e.is_panic() {
                     RunErrorKind::Panicked("the run's task panicked".into())
                 } else {

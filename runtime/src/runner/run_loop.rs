@@ -149,8 +149,8 @@ macro_rules! __run_loop {
     (@write $m:ty, $hook:ident, $env:ident, $cx:ident, $state:expr, $status:expr, $via:expr,
         $decision:expr, $name:expr) => {
         let __pending = $hook.save($state, &*$cx.run, $status, $via, $decision);
-        $crate::runner::saved::<$m>($env, __pending, $cx.run.run_id, $cx.run.steps, $name)
-            .await?;
+        $crate::runner::saved::<$m>($env, __pending, $cx.run.run_id, $cx.run.steps,
+            $cx.run.usage, $name).await?;
         $hook.written($env, <$m as $crate::Machine>::NAME);
     };
 }

@@ -85,6 +85,10 @@ impl Start {
 }
 
 /// The run's end, from how the loop stopped and the run's core.
+#[expect(
+    clippy::result_large_err,
+    reason = "a run's error is built once, when the run ends"
+)]
 fn ended<M: Machine>(
     env: &Env,
     result: Result<Result<Stop<M>, RunError>, String>,
@@ -125,6 +129,7 @@ fn ended<M: Machine>(
                 env,
                 core.run_id,
                 core.steps,
+                core.usage,
                 M::graph().states[state].name,
                 RunErrorKind::Panicked(panic),
             ))
