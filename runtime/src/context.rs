@@ -27,52 +27,6 @@ pub struct RunCore<C> {
     pub(crate) wrap_up_steps: Option<u64>,
     /// Checkpointed in the runner's store: `Cx::effect` journals.
     pub(crate) durable: bool,
-    /// Stamps the events of a run with subscribers (here rather than in a
-    /// local, which would widen the run's future).
-    pub(crate) clock: StepClock,
-}
-
-/// The clock of a run's step events: one monotonic read a step (when a
-/// handler returns), turned into wall-clock time from a base taken when
-/// the run starts or resumes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct StepClock {
-    base: std::time::Instant,
-    /// Wall-clock time at `base`, in milliseconds since the Unix epoch.
-    base_ms: u64,
-    /// The last lap's end, in nanoseconds since `base`.
-    mark_ns: u64,
-    /// The last lap's length, in nanoseconds.
-    lap_ns: u64,
-}
-
-impl StepClock {
-    /// A clock whose mark is now.
-    pub(crate) fn start() -> Self {
-        StepClock {
-            base: std::time::Instant::now(),
-            base_ms: crate::store::now_ms(),
-            mark_ns: 0,
-            lap_ns: 0,
-        }
-    }
-
-    /// Ends a lap now (the time since the previous mark).
-    pub(crate) fn lap(&mut self) {
-        let now = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.lap_ns = now.saturating_sub(self.mark_ns);
-        self.mark_ns = now;
-    }
-
-    /// The last lap's length, in microseconds.
-    pub(crate) fn lap_us(&self) -> u64 {
-        self.lap_ns / 1_000
-    }
-
-    /// The mark, in milliseconds since the Unix epoch.
-    pub(crate) fn mark_ms(&self) -> u64 {
-        self.base_ms.saturating_add(self.mark_ns / 1_000_000)
-    }
 }
 
 /// The handle a handler gets: the run's context value, where the run is,

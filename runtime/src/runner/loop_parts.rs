@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::Env;
 use crate::bounds::{BoundHit, Usage, millis};
-use crate::context::{Cx, RunCore, StepClock};
+use crate::context::{Cx, RunCore};
 use crate::error::{RunError, RunErrorKind};
 use crate::event::{DecidedVia, EventKind};
 use crate::gate::GateError;
@@ -57,12 +57,14 @@ pub struct Limits {
     traced: bool,
     /// `timed`, `traced` or `events`: steps take the slower path.
     pub guarded: bool,
+    /// Stamps the step events.
+    pub clock: StepClock,
 }
 
 impl Limits {
-    /// The limits of a run of `M` starting or resuming with `core` (whose
-    /// event clock starts now if there are subscribers).
-    pub fn new<M: Machine>(env: &Env, core: &mut RunCore<M::Context>) -> Self {
+    /// The limits of a run of `M` starting or resuming with `core`; the
+    /// event clock starts now.
+    pub fn new<M: Machine>(env: &Env, core: &RunCore<M::Context>) -> Self {
         let graph = M::graph();
         let max_steps = match (graph.max_steps, env.bounds.steps()) {
             (Some(a), Some(b)) => a.min(b),
@@ -79,11 +81,9 @@ impl Limits {
             events: !env.subscribers.is_empty(),
             traced: tracing::enabled!(target: STEP_SPAN_TARGET, tracing::Level::INFO),
             guarded: false,
+            clock: StepClock::start(),
         };
         limits.guarded = limits.timed || limits.traced || limits.events;
-        if limits.events {
-            core.clock = StepClock::start();
-        }
         limits.wrap_up_at(core.wrap_up_steps);
         limits
     }
@@ -133,6 +133,14 @@ pub fn moved_to<M: Machine>(cx: &mut Cx<'_, M>, next: &M, decided: bool) -> Deci
     cx.run.path.push(next.state_index() as u32);
     if decided {
         cx.run.decisions += 1;
+    }
+    via(decided)
+}
+
+/// How a move was decided: by a gate, or by the handler's code.
+#[inline(always)]
+fn via(decided: bool) -> DecidedVia {
+    if decided {
         DecidedVia::Gate
     } else {
         DecidedVia::Code
@@ -250,8 +258,7 @@ fn handler_time_limit<C>(
 }
 
 /// A bound was hit in state `from`: move to the wrap-up state, or end the
-/// run. (The error is boxed so that telling the two apart in the loop is
-/// a compare with the state's own tag, not with a niche of `RunError`'s.)
+/// run (the error boxed: it is large, and this is the loop's cold path).
 #[cold]
 #[inline(never)]
 pub fn exhausted<M: Machine>(
@@ -362,16 +369,17 @@ pub fn finished<M: Machine>(env: &Env, cx: &Cx<'_, M>, state: &'static str) {
 #[inline(never)]
 pub fn entered<M: Machine>(
     env: &Env,
-    cx: &mut Cx<'_, M>,
+    cx: &Cx<'_, M>,
+    clock: &mut StepClock,
     info: &StateInfo,
     state: &M,
     restamp: bool,
 ) {
-    let run = &mut *cx.run;
+    let run = &*cx.run;
     if restamp {
-        run.clock.lap();
+        clock.lap();
     }
-    env.emit_at(run.clock.mark_ms(), run.run_id, M::NAME, || {
+    env.emit_at(clock.mark_ms(), run.run_id, M::NAME, || {
         EventKind::Entered {
             state: info.name.into(),
             step: run.steps,
@@ -394,7 +402,8 @@ pub fn discard<T>(value: T) {
 #[inline(never)]
 pub fn handler_returned<M: Machine>(
     env: &Env,
-    cx: &mut Cx<'_, M>,
+    cx: &Cx<'_, M>,
+    clock: &mut StepClock,
     info: &StateInfo,
     step: &Step<M>,
     moves: bool,
@@ -402,18 +411,14 @@ pub fn handler_returned<M: Machine>(
     match step {
         Step::Wait(_) | Step::Terminal(_) => {}
         Step::Failed(_) => {
-            cx.run.clock.lap();
-            handler_finished(env, M::NAME, cx.run, info.name);
+            clock.lap();
+            handler_finished(env, M::NAME, cx.run, clock, info.name);
         }
         Step::Moved { next, decision } => {
-            cx.run.clock.lap();
+            clock.lap();
             if moves {
-                let via = if decision.is_some() {
-                    DecidedVia::Gate
-                } else {
-                    DecidedVia::Code
-                };
-                moved(env, cx, info.name, next, via, decision.clone());
+                let via = via(decision.is_some());
+                moved(env, cx, clock, info.name, next, via, decision.clone());
             }
         }
     }
@@ -421,12 +426,18 @@ pub fn handler_returned<M: Machine>(
 
 /// Tells subscribers how long the handler of `state` took (the last lap
 /// of the run's clock).
-fn handler_finished<C>(env: &Env, machine: &'static str, run: &RunCore<C>, state: &'static str) {
-    env.emit_at(run.clock.mark_ms(), run.run_id, machine, || {
+fn handler_finished<C>(
+    env: &Env,
+    machine: &'static str,
+    run: &RunCore<C>,
+    clock: &StepClock,
+    state: &'static str,
+) {
+    env.emit_at(clock.mark_ms(), run.run_id, machine, || {
         EventKind::HandlerFinished {
             state: state.into(),
             step: run.steps,
-            duration_us: run.clock.lap_us(),
+            duration_us: clock.lap_us(),
         }
     });
 }
@@ -439,17 +450,18 @@ fn handler_finished<C>(env: &Env, machine: &'static str, run: &RunCore<C>, state
 pub fn moved<M: Machine>(
     env: &Env,
     cx: &Cx<'_, M>,
+    clock: &StepClock,
     from: &'static str,
     next: &M,
     via: DecidedVia,
     decision: Option<Box<crate::gate::DecisionRecord>>,
 ) {
     let run = &*cx.run;
-    let at_ms = run.clock.mark_ms();
+    let at_ms = clock.mark_ms();
     if let Some(record) = decision {
         env.emit_at(at_ms, run.run_id, M::NAME, || EventKind::Decision(record));
     }
-    handler_finished(env, M::NAME, run, from);
+    handler_finished(env, M::NAME, run, clock, from);
     env.emit_at(at_ms, run.run_id, M::NAME, || EventKind::Transition {
         from: from.into(),
         to: next.state_name().into(),
@@ -515,5 +527,49 @@ pub async fn guarded<M>(
             Err(_) => Step::Failed(hit.into()),
         },
         None => step.await,
+    }
+}
+
+/// The clock of a run's step events: one monotonic read a step (when a
+/// handler returns), turned into wall-clock time from a base taken when
+/// the loop starts (a run starts or resumes). It lives with the loop's
+/// [`Limits`], not in the run's core, so a suspended run does not carry it.
+#[derive(Debug, Clone, Copy)]
+pub struct StepClock {
+    base: std::time::Instant,
+    /// Wall-clock time at `base`, in milliseconds since the Unix epoch.
+    base_ms: u64,
+    /// The last lap's end, in nanoseconds since `base`.
+    mark_ns: u64,
+    /// The last lap's length, in nanoseconds.
+    lap_ns: u64,
+}
+
+impl StepClock {
+    /// A clock whose mark is now.
+    fn start() -> Self {
+        StepClock {
+            base: std::time::Instant::now(),
+            base_ms: crate::store::now_ms(),
+            mark_ns: 0,
+            lap_ns: 0,
+        }
+    }
+
+    /// Ends a lap now (the time since the previous mark).
+    fn lap(&mut self) {
+        let now = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.lap_ns = now.saturating_sub(self.mark_ns);
+        self.mark_ns = now;
+    }
+
+    /// The last lap's length, in microseconds.
+    fn lap_us(&self) -> u64 {
+        self.lap_ns / 1_000
+    }
+
+    /// The mark, in milliseconds since the Unix epoch.
+    fn mark_ms(&self) -> u64 {
+        self.base_ms.saturating_add(self.mark_ns / 1_000_000)
     }
 }

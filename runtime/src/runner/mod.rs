@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::bounds::{BoundHit, Bounds, Usage};
-use crate::context::{RunCore, StepClock};
+use crate::context::RunCore;
 use crate::error::{RunError, RunErrorKind};
 use crate::event::{DecidedVia, Event, EventKind, Subscriber};
 use crate::llm::{CallOptions, Encoding, Model};
@@ -534,7 +534,6 @@ impl Runner {
             started: tokio::time::Instant::now(),
             wrap_up_steps: None,
             durable: false,
-            clock: StepClock::start(),
         }
     }
 

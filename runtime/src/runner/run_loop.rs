@@ -39,7 +39,7 @@ macro_rules! __run_loop {
         // a local would live in the run's future, while the call inlines to
         // the address of a `static`, so the per-state lookups become
         // constant loads.
-        let mut __limits = __gr::Limits::new::<$m>($env, &mut *$core);
+        let mut __limits = __gr::Limits::new::<$m>($env, &*$core);
         // One `Cx` for the whole loop, pointed at each step's state; the
         // run's counters are reached through it.
         let mut __cx = __gr::cx::<$m>($core, $env, &$state);
@@ -53,11 +53,8 @@ macro_rules! __run_loop {
                 if let ::core::option::Option::Some(__hit) =
                     __gr::bound_hit($env, &__limits, &__cx, __info, __idx)
                 {
-                    $state = __gr::exhausted::<$m>($env, __info.name, &mut __cx, __hit).map_err(|__e| *__e)?;
-                    __limits.wrap_up(&__cx);
-                    $crate::__run_loop!(@save $durable, $m, $hook, $env, __cx, &$state,
-                        ::core::option::Option::Some(__gr::DecidedVia::WrapUp),
-                        ::core::option::Option::None, __info.name);
+                    $crate::__run_loop!(@wrap_up $durable, $m, $hook, $env, __cx, __limits,
+                        $state, __info, __hit);
                     continue;
                 }
                 __gr::count_step(&mut __cx, __idx);
@@ -66,7 +63,7 @@ macro_rules! __run_loop {
             // path, so the plain loop has one check for them.
             let __step = if __limits.guarded {
                 if __limits.events {
-                    __gr::entered::<$m>($env, &mut __cx, __info, &$state, $durable);
+                    __gr::entered::<$m>($env, &__cx, &mut __limits.clock, __info, &$state, $durable);
                 }
                 let __limit = __gr::time_limit($env, &__limits, &__cx, __info);
                 let __span = __gr::step_span::<$m>(&__limits, &__cx, __info);
@@ -78,7 +75,8 @@ macro_rules! __run_loop {
                 if __limits.events {
                     // A durable run tells of its move once the checkpoint
                     // is written; an in-memory one now.
-                    __gr::handler_returned::<$m>($env, &mut __cx, __info, &__step, !$durable);
+                    __gr::handler_returned::<$m>($env, &__cx, &mut __limits.clock, __info, &__step,
+                        !$durable);
                 }
                 __step
             } else {
@@ -93,7 +91,8 @@ macro_rules! __run_loop {
                     $crate::__run_loop!(@save $durable, $m, $hook, $env, __cx, &__next,
                         ::core::option::Option::Some(__via), __decision.as_deref(), __info.name);
                     if $durable && __limits.events {
-                        __gr::moved::<$m>($env, &__cx, __info.name, &__next, __via, __decision);
+                        __gr::moved::<$m>($env, &__cx, &__limits.clock, __info.name, &__next, __via,
+                            __decision);
                     } else if let ::core::option::Option::Some(__record) = __decision {
                         // Out of line: the drop of a record is large, and
                         // plain states never have one.
@@ -103,11 +102,8 @@ macro_rules! __run_loop {
                 }
                 __gr::Step::Failed(__error) => match __gr::classify(__error) {
                     ::core::result::Result::Ok(__hit) => {
-                        $state = __gr::exhausted::<$m>($env, __info.name, &mut __cx, __hit).map_err(|__e| *__e)?;
-                        __limits.wrap_up(&__cx);
-                        $crate::__run_loop!(@save $durable, $m, $hook, $env, __cx, &$state,
-                            ::core::option::Option::Some(__gr::DecidedVia::WrapUp),
-                            ::core::option::Option::None, __info.name);
+                        $crate::__run_loop!(@wrap_up $durable, $m, $hook, $env, __cx, __limits,
+                            $state, __info, __hit);
                     }
                     ::core::result::Result::Err(__kind) => {
                         return ::core::result::Result::Err(
@@ -132,6 +128,17 @@ macro_rules! __run_loop {
             }
         }
     }};
+    // A bound was hit: on to the wrap-up state (checkpointed), or out with
+    // the bound as the run's error.
+    (@wrap_up $durable:tt, $m:ty, $hook:ident, $env:ident, $cx:ident, $limits:ident,
+        $state:ident, $info:ident, $hit:ident) => {
+        $state = $crate::__private::run::exhausted::<$m>($env, $info.name, &mut $cx, $hit)
+            .map_err(|__e| *__e)?;
+        $limits.wrap_up(&$cx);
+        $crate::__run_loop!(@save $durable, $m, $hook, $env, $cx, &$state,
+            ::core::option::Option::Some($crate::__private::run::DecidedVia::WrapUp),
+            ::core::option::Option::None, $info.name);
+    };
     // In memory: no checkpoint (and its arguments are not evaluated).
     (@save false, $($ignored:tt)*) => {};
     (@wait false, $($ignored:tt)*) => {};
